@@ -1,0 +1,632 @@
+//! The spec's own sections (526 §2–§7): Kubernetes, ArgoCD, observability (and its legacy
+//! AlertManager form), ticketing and paging. Field names and defaults follow the spec; the few
+//! additions (auth, provider URLs, per-environment overrides) are documented per field.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::types::{CronSchedule, SecretRef, TimeOfDay, TimeZone};
+
+/// `kubernetes_integration` (spec §2).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesIntegration {
+    /// Whether any cluster is watched.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The clusters to watch; each gets its own watcher actor and circuit `k8s:<name>`.
+    #[serde(default)]
+    pub clusters: Vec<ClusterConfig>,
+    /// What to watch.
+    #[serde(default)]
+    pub watch: WatchConfig,
+    /// Full reconcile period of the watch + poll hybrid.
+    #[serde(default = "default_k8s_poll", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Default `tailLines` for pod logs.
+    #[serde(default = "default_log_tail")]
+    pub log_tail_lines: u32,
+}
+
+fn default_k8s_poll() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_log_tail() -> u32 {
+    500
+}
+
+/// One cluster: exactly one of `kubeconfig_secret_ref`, `kubeconfig_path`, `in_cluster`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Stable name, used in intents (`health:<cluster>/...`) and metrics.
+    pub name: String,
+    /// Secret whose `kubeconfig` key holds the kubeconfig.
+    #[serde(default)]
+    pub kubeconfig_secret_ref: Option<SecretRef>,
+    /// A kubeconfig file on disk.
+    #[serde(default)]
+    pub kubeconfig_path: Option<std::path::PathBuf>,
+    /// Use the pod's service account.
+    #[serde(default)]
+    pub in_cluster: bool,
+}
+
+/// `kubernetes_integration.watch`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    /// Namespace globs (`ameide-*`); `*` matches any run of characters.
+    #[serde(default = "default_namespaces")]
+    pub namespaces: Vec<String>,
+    /// Resource kinds to watch.
+    #[serde(default = "default_resource_types")]
+    pub resource_types: Vec<ResourceType>,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            namespaces: default_namespaces(),
+            resource_types: default_resource_types(),
+        }
+    }
+}
+
+fn default_namespaces() -> Vec<String> {
+    vec!["*".into()]
+}
+fn default_resource_types() -> Vec<ResourceType> {
+    vec![
+        ResourceType::Pods,
+        ResourceType::Deployments,
+        ResourceType::Services,
+        ResourceType::Events,
+    ]
+}
+
+/// A watched resource kind.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceType {
+    /// core/v1 Pods.
+    Pods,
+    /// apps/v1 Deployments.
+    Deployments,
+    /// core/v1 Services (health from their endpoints).
+    Services,
+    /// core/v1 Events (Warning events become alerts).
+    Events,
+}
+
+/// `argocd_integration` (spec §3).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgoCdIntegration {
+    /// Whether ArgoCD is polled.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Only `polling` is supported.
+    #[serde(default)]
+    pub mode: ArgoCdMode,
+    /// Poll period per environment.
+    #[serde(default = "default_argocd_poll", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// `host:port` (or a URL) of the ArgoCD API server; `https://` is assumed without a scheme.
+    #[serde(default)]
+    pub argocd_server: Option<String>,
+    /// Secret with the API token (key `token`), shared by environments that set none.
+    #[serde(default)]
+    pub token_secret_ref: Option<SecretRef>,
+    /// Environments: plain names, or objects with overrides.
+    #[serde(default)]
+    pub environments: Vec<EnvironmentEntry>,
+}
+
+fn default_argocd_poll() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// `argocd_integration.mode`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ArgoCdMode {
+    /// Poll `GET /api/v1/applications`.
+    #[default]
+    Polling,
+}
+
+/// An environment: `dev`, or `{name: dev, server: ..., ...}`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum EnvironmentEntry {
+    /// Just the name; everything else from the section.
+    Name(String),
+    /// Name plus overrides.
+    Detailed(EnvironmentConfig),
+}
+
+impl EnvironmentEntry {
+    /// The environment's name.
+    pub fn name(&self) -> &str {
+        match self {
+            EnvironmentEntry::Name(n) => n,
+            EnvironmentEntry::Detailed(d) => &d.name,
+        }
+    }
+}
+
+/// An environment with overrides.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    /// The environment's name.
+    pub name: String,
+    /// ArgoCD server for this environment (default: the section's `argocd_server`).
+    #[serde(default)]
+    pub server: Option<String>,
+    /// Token secret (key `token`) for this environment.
+    #[serde(default)]
+    pub secret_ref: Option<SecretRef>,
+    /// ArgoCD projects to include (default: all).
+    #[serde(default)]
+    pub projects: Vec<String>,
+    /// Application label selector (default: `environment=<name>` when no server override).
+    #[serde(default)]
+    pub selector: Option<String>,
+    /// Namespace the Applications live in (ArgoCD `appNamespace`).
+    #[serde(default)]
+    pub app_namespace: Option<String>,
+    /// PEM file with the CA that signed the server certificate.
+    #[serde(default)]
+    pub ca_cert_path: Option<std::path::PathBuf>,
+    /// Skip TLS verification; must be set explicitly.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// `observability_integration` (spec §4).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservabilityIntegration {
+    /// Whether the section is active.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Prometheus query API.
+    #[serde(default)]
+    pub prometheus: Option<QueryBackend>,
+    /// The AlertManager webhook receiver.
+    #[serde(default)]
+    pub alertmanager: Option<AlertmanagerConfig>,
+    /// Loki query API.
+    #[serde(default)]
+    pub loki: Option<QueryBackend>,
+    /// Tempo query API.
+    #[serde(default)]
+    pub tempo: Option<QueryBackend>,
+    /// Grafana API (annotations, dashboard links).
+    #[serde(default)]
+    pub grafana: Option<GrafanaConfig>,
+    /// Scheduled SLI calculation.
+    #[serde(default)]
+    pub sli_calculation: Option<SliCalculation>,
+}
+
+/// A query backend: URL and per-request timeout.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryBackend {
+    /// Base URL.
+    pub url: Url,
+    /// Per-request timeout.
+    #[serde(default = "default_query_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_query_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// `observability_integration.grafana`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrafanaConfig {
+    /// Base URL.
+    pub url: Url,
+    /// Secret with the API key (key `api_key`).
+    #[serde(default)]
+    pub secret_ref: Option<SecretRef>,
+    /// Per-request timeout.
+    #[serde(default = "default_query_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+/// `observability_integration.sli_calculation`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SliCalculation {
+    /// Five-field cron expression, evaluated in UTC.
+    pub schedule: CronSchedule,
+}
+
+/// `observability_integration.alertmanager`, and the legacy `alertmanager_integration` minus
+/// `enabled`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// HTTP path of the webhook receiver.
+    #[serde(default = "default_webhook_path")]
+    pub webhook_path: String,
+    /// Deduplication.
+    #[serde(default)]
+    pub idempotency: Idempotency,
+    /// Automatic `CreateIncidentRequested`.
+    #[serde(default)]
+    pub auto_create_incident: AutoCreateIncident,
+    /// How AlertManager authenticates (its `http_config`).
+    #[serde(default)]
+    pub auth: WebhookAuth,
+    /// Largest accepted request body.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for AlertmanagerConfig {
+    fn default() -> Self {
+        AlertmanagerConfig {
+            webhook_path: default_webhook_path(),
+            idempotency: Idempotency::default(),
+            auto_create_incident: AutoCreateIncident::default(),
+            auth: WebhookAuth::default(),
+            max_body_bytes: default_max_body(),
+        }
+    }
+}
+
+fn default_webhook_path() -> String {
+    "/webhooks/alertmanager".into()
+}
+fn default_max_body() -> usize {
+    4 * 1024 * 1024
+}
+
+/// `idempotency`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Idempotency {
+    /// Where the dedup key comes from.
+    #[serde(default)]
+    pub key_source: KeySource,
+    /// How long a key suppresses repeats.
+    #[serde(default = "default_dedup_window", with = "humantime_serde")]
+    pub dedup_window: Duration,
+}
+
+impl Default for Idempotency {
+    fn default() -> Self {
+        Idempotency {
+            key_source: KeySource::default(),
+            dedup_window: default_dedup_window(),
+        }
+    }
+}
+
+fn default_dedup_window() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// `idempotency.key_source`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KeySource {
+    /// The payload's `fingerprint`, computed from the labels when absent.
+    #[default]
+    Fingerprint,
+    /// Always computed from the labels (ignores the payload's fingerprint).
+    Labels,
+}
+
+/// `auto_create_incident`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoCreateIncident {
+    /// Whether firing alerts at or above `min_severity` also request an incident.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Lowest severity that requests an incident.
+    #[serde(default = "default_min_severity")]
+    pub min_severity: Severity,
+}
+
+impl Default for AutoCreateIncident {
+    fn default() -> Self {
+        AutoCreateIncident {
+            enabled: false,
+            min_severity: default_min_severity(),
+        }
+    }
+}
+
+fn default_min_severity() -> Severity {
+    Severity::High
+}
+
+/// The severity ladder, lowest first.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Informational.
+    Info,
+    /// Low.
+    Low,
+    /// Medium (AlertManager `warning` maps here).
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+/// How a webhook caller authenticates.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum WebhookAuth {
+    /// No authentication (only for local use).
+    #[default]
+    None,
+    /// `Authorization: Bearer <token>`; the secret's key `token`.
+    Bearer {
+        /// Secret holding `token`.
+        secret_ref: SecretRef,
+    },
+    /// `Authorization: Basic ...`; the secret's keys `username` and `password`.
+    Basic {
+        /// Secret holding `username` and `password`.
+        secret_ref: SecretRef,
+    },
+}
+
+/// The legacy `alertmanager_integration` section (spec §5), mapped onto
+/// `observability_integration.alertmanager`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyAlertmanagerIntegration {
+    /// Whether the webhook is served.
+    #[serde(default)]
+    pub enabled: bool,
+    /// See [`AlertmanagerConfig::webhook_path`].
+    #[serde(default = "default_webhook_path")]
+    pub webhook_path: String,
+    /// See [`AlertmanagerConfig::idempotency`].
+    #[serde(default)]
+    pub idempotency: Idempotency,
+    /// See [`AlertmanagerConfig::auto_create_incident`].
+    #[serde(default)]
+    pub auto_create_incident: AutoCreateIncident,
+    /// See [`AlertmanagerConfig::auth`].
+    #[serde(default)]
+    pub auth: WebhookAuth,
+    /// See [`AlertmanagerConfig::max_body_bytes`].
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+impl From<LegacyAlertmanagerIntegration> for AlertmanagerConfig {
+    fn from(l: LegacyAlertmanagerIntegration) -> Self {
+        AlertmanagerConfig {
+            webhook_path: l.webhook_path,
+            idempotency: l.idempotency,
+            auto_create_incident: l.auto_create_incident,
+            auth: l.auth,
+            max_body_bytes: l.max_body_bytes,
+        }
+    }
+}
+
+/// `ticketing_integration` (spec §6).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketingIntegration {
+    /// Whether incident facts open tickets.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Provider used when a fact names none.
+    #[serde(default)]
+    pub default_provider: Option<TicketProvider>,
+    /// Jira Cloud / Server.
+    #[serde(default)]
+    pub jira: Option<JiraConfig>,
+    /// GitHub Issues.
+    #[serde(default)]
+    pub github: Option<GithubConfig>,
+}
+
+/// A ticketing provider.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketProvider {
+    /// Jira.
+    Jira,
+    /// GitHub Issues.
+    Github,
+}
+
+/// `ticketing_integration.jira`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JiraConfig {
+    /// `https://company.atlassian.net`.
+    pub base_url: Url,
+    /// Project key (`SRE`).
+    pub project_key: String,
+    /// Secret with keys `email` and `api_token`.
+    pub secret_ref: SecretRef,
+    /// Issue type of created tickets.
+    #[serde(default = "default_issue_type")]
+    pub issue_type: String,
+}
+
+fn default_issue_type() -> String {
+    "Incident".into()
+}
+
+/// `ticketing_integration.github`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {
+    /// `owner/repo`.
+    pub repo: String,
+    /// Secret with key `token`.
+    pub secret_ref: SecretRef,
+    /// API base URL (GitHub Enterprise differs).
+    #[serde(default = "default_github_api")]
+    pub api_url: Url,
+}
+
+fn default_github_api() -> Url {
+    Url::parse("https://api.github.com").expect("static URL")
+}
+
+/// `paging_integration` (spec §7).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagingIntegration {
+    /// Whether incident facts page.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Provider used when a fact names none.
+    #[serde(default)]
+    pub default_provider: Option<PageProvider>,
+    /// PagerDuty Events API v2.
+    #[serde(default)]
+    pub pagerduty: Option<PagerDutyConfig>,
+    /// OpsGenie Alert API.
+    #[serde(default)]
+    pub opsgenie: Option<OpsGenieConfig>,
+    /// When each severity pages.
+    #[serde(default)]
+    pub escalation: Escalation,
+}
+
+/// A paging provider.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PageProvider {
+    /// PagerDuty.
+    Pagerduty,
+    /// OpsGenie.
+    Opsgenie,
+}
+
+/// `paging_integration.pagerduty`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyConfig {
+    /// Secret with key `routing_key`.
+    pub routing_key_ref: SecretRef,
+    /// Events API base URL.
+    #[serde(default = "default_pagerduty_url")]
+    pub events_url: Url,
+}
+
+fn default_pagerduty_url() -> Url {
+    Url::parse("https://events.pagerduty.com").expect("static URL")
+}
+
+/// `paging_integration.opsgenie`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsGenieConfig {
+    /// Secret with key `api_key`.
+    pub api_key_ref: SecretRef,
+    /// Alert API base URL (`https://api.eu.opsgenie.com` for the EU instance).
+    #[serde(default = "default_opsgenie_url")]
+    pub api_url: Url,
+}
+
+fn default_opsgenie_url() -> Url {
+    Url::parse("https://api.opsgenie.com").expect("static URL")
+}
+
+/// `paging_integration.escalation`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Escalation {
+    /// Policy for critical incidents.
+    #[serde(default = "immediate")]
+    pub critical: EscalationPolicy,
+    /// Policy for high incidents.
+    #[serde(default = "business_hours_only")]
+    pub high: EscalationPolicy,
+    /// The business-hours window.
+    #[serde(default)]
+    pub business_hours: BusinessHours,
+}
+
+impl Default for Escalation {
+    fn default() -> Self {
+        Escalation {
+            critical: immediate(),
+            high: business_hours_only(),
+            business_hours: BusinessHours::default(),
+        }
+    }
+}
+
+fn immediate() -> EscalationPolicy {
+    EscalationPolicy::Immediate
+}
+fn business_hours_only() -> EscalationPolicy {
+    EscalationPolicy::BusinessHoursOnly
+}
+
+/// When a severity pages.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationPolicy {
+    /// Page at once.
+    Immediate,
+    /// Page only inside business hours.
+    BusinessHoursOnly,
+    /// Never page.
+    Never,
+}
+
+/// `escalation.business_hours`: Monday to Friday, `start`..`end` in `timezone`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessHours {
+    /// Start of the day (inclusive).
+    #[serde(default = "nine")]
+    pub start: TimeOfDay,
+    /// End of the day (exclusive).
+    #[serde(default = "eighteen")]
+    pub end: TimeOfDay,
+    /// IANA time zone.
+    #[serde(default)]
+    pub timezone: TimeZone,
+    /// Whether Saturday and Sunday count as business days.
+    #[serde(default)]
+    pub include_weekends: bool,
+}
+
+impl Default for BusinessHours {
+    fn default() -> Self {
+        BusinessHours {
+            start: nine(),
+            end: eighteen(),
+            timezone: TimeZone::default(),
+            include_weekends: false,
+        }
+    }
+}
+
+fn nine() -> TimeOfDay {
+    "09:00".parse().expect("static time")
+}
+fn eighteen() -> TimeOfDay {
+    "18:00".parse().expect("static time")
+}
+

@@ -1,0 +1,512 @@
+//! The program's own sections: `server`, `intents`, `facts`, `supervision`, `tools`,
+//! `telemetry` and `secrets`. Every field has a default that runs on a laptop.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+/// `server`: the HTTP listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address (env `SRE_LISTEN_ADDR`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// After SIGTERM, how long readiness is false before the listener closes, so load
+    /// balancers stop sending traffic first.
+    #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// How long in-flight requests may take to finish once the listener closed.
+    #[serde(default = "default_drain_timeout", with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            shutdown_grace: default_shutdown_grace(),
+            drain_timeout: default_drain_timeout(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:8080".parse().expect("static address")
+}
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_drain_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+
+/// `intents`: where intents go.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentsConfig {
+    /// Topic (also the embedded log's name).
+    #[serde(default = "default_intents_topic")]
+    pub topic: String,
+    /// `ce_source` prefix: `<source>/<integration>`.
+    #[serde(default = "default_source")]
+    pub source: String,
+    /// Which sink is used.
+    #[serde(default)]
+    pub sink: SinkKind,
+    /// Embedded log settings.
+    #[serde(default)]
+    pub embedded: EmbeddedSink,
+    /// Kafka settings.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+}
+
+impl Default for IntentsConfig {
+    fn default() -> Self {
+        IntentsConfig {
+            topic: default_intents_topic(),
+            source: default_source(),
+            sink: SinkKind::default(),
+            embedded: EmbeddedSink::default(),
+            kafka: KafkaConfig::default(),
+        }
+    }
+}
+
+fn default_intents_topic() -> String {
+    "sre.domain.intents.v1".into()
+}
+fn default_source() -> String {
+    "sre-integration".into()
+}
+
+/// `intents.sink`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// Segmented JSON Lines log under `embedded.data_dir`.
+    #[default]
+    Embedded,
+    /// Kafka via rdkafka.
+    Kafka,
+}
+
+/// `intents.embedded`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedSink {
+    /// Directory of the log segments.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// A segment is closed when it reaches this size.
+    #[serde(default = "default_segment_bytes")]
+    pub segment_bytes: u64,
+    /// Closed segments older than this are deleted.
+    #[serde(default = "default_retention_age", with = "humantime_serde")]
+    pub retention_age: Duration,
+    /// Closed segments beyond this total size are deleted, oldest first.
+    #[serde(default = "default_retention_bytes")]
+    pub retention_bytes: u64,
+}
+
+impl Default for EmbeddedSink {
+    fn default() -> Self {
+        EmbeddedSink {
+            data_dir: default_data_dir(),
+            segment_bytes: default_segment_bytes(),
+            retention_age: default_retention_age(),
+            retention_bytes: default_retention_bytes(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data/intents")
+}
+fn default_segment_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_retention_age() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn default_retention_bytes() -> u64 {
+    1024 * 1024 * 1024
+}
+
+/// `intents.kafka` (also used by `facts` unless it sets its own brokers).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma separated (env `SRE_KAFKA_BROKERS`).
+    #[serde(default = "default_brokers")]
+    pub brokers: String,
+    /// librdkafka `client.id`.
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// librdkafka `linger.ms`.
+    #[serde(default = "default_linger", with = "humantime_serde")]
+    pub linger: Duration,
+    /// librdkafka `compression.type`.
+    #[serde(default = "default_compression")]
+    pub compression: String,
+    /// How long a produce may take before the webhook answers 503.
+    #[serde(default = "default_delivery_timeout", with = "humantime_serde")]
+    pub delivery_timeout: Duration,
+    /// Extra librdkafka properties (security, SASL, ...).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: default_brokers(),
+            client_id: default_client_id(),
+            linger: default_linger(),
+            compression: default_compression(),
+            delivery_timeout: default_delivery_timeout(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_brokers() -> String {
+    "127.0.0.1:9092".into()
+}
+fn default_client_id() -> String {
+    "sre-integration".into()
+}
+fn default_linger() -> Duration {
+    Duration::from_millis(1)
+}
+fn default_compression() -> String {
+    "lz4".into()
+}
+fn default_delivery_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// `facts`: the consumer of `sre.domain.facts.v1`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FactsConfig {
+    /// Whether facts are consumed (needs Kafka).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Topic.
+    #[serde(default = "default_facts_topic")]
+    pub topic: String,
+    /// Consumer group.
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    /// Bootstrap servers (default: `intents.kafka.brokers`).
+    #[serde(default)]
+    pub brokers: Option<String>,
+    /// Topic for facts whose action failed for good.
+    #[serde(default = "default_dead_letter")]
+    pub dead_letter_topic: String,
+}
+
+impl Default for FactsConfig {
+    fn default() -> Self {
+        FactsConfig {
+            enabled: false,
+            topic: default_facts_topic(),
+            group_id: default_group(),
+            brokers: None,
+            dead_letter_topic: default_dead_letter(),
+        }
+    }
+}
+
+fn default_facts_topic() -> String {
+    "sre.domain.facts.v1".into()
+}
+fn default_group() -> String {
+    "sre-integration".into()
+}
+fn default_dead_letter() -> String {
+    "sre.integration.facts.dlq.v1".into()
+}
+
+/// `supervision`: restart policy, circuits and outbound retries.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisionConfig {
+    /// How failed actors are restarted.
+    #[serde(default)]
+    pub restart: RestartConfig,
+    /// Circuit defaults for every upstream.
+    #[serde(default)]
+    pub circuit: CircuitConfig,
+    /// Outbound call policy for every upstream.
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+/// `supervision.restart`: one-for-one, exponential backoff with jitter, intensity, parking.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartConfig {
+    /// First restart delay.
+    #[serde(default = "default_backoff_min", with = "humantime_serde")]
+    pub backoff_min: Duration,
+    /// Largest restart delay.
+    #[serde(default = "default_backoff_max", with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// Random spread of each delay, as a fraction (0.2 = ±20%).
+    #[serde(default = "default_jitter")]
+    pub jitter: f64,
+    /// More than this many restarts within `period` parks the child.
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: u32,
+    /// The intensity window.
+    #[serde(default = "default_period", with = "humantime_serde")]
+    pub period: Duration,
+    /// How long a parked child waits before it is tried again.
+    #[serde(default = "default_cool_down", with = "humantime_serde")]
+    pub cool_down: Duration,
+}
+
+impl Default for RestartConfig {
+    fn default() -> Self {
+        RestartConfig {
+            backoff_min: default_backoff_min(),
+            backoff_max: default_backoff_max(),
+            jitter: default_jitter(),
+            max_restarts: default_max_restarts(),
+            period: default_period(),
+            cool_down: default_cool_down(),
+        }
+    }
+}
+
+fn default_backoff_min() -> Duration {
+    Duration::from_millis(100)
+}
+fn default_backoff_max() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_jitter() -> f64 {
+    0.2
+}
+fn default_max_restarts() -> u32 {
+    5
+}
+fn default_period() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_cool_down() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// `supervision.circuit`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitConfig {
+    /// Failure rate (0..1] over the window at which the circuit opens.
+    #[serde(default = "default_failure_rate")]
+    pub failure_rate_threshold: f64,
+    /// Sliding window of recorded outcomes.
+    #[serde(default = "default_circuit_window", with = "humantime_serde")]
+    pub window: Duration,
+    /// Fewer calls than this in the window never open the circuit.
+    #[serde(default = "default_minimum_calls")]
+    pub minimum_calls: u32,
+    /// How long an open circuit fails fast before trying again.
+    #[serde(default = "default_open_duration", with = "humantime_serde")]
+    pub open_duration: Duration,
+    /// Successful trial calls in half-open that close the circuit.
+    #[serde(default = "default_trials")]
+    pub half_open_trials: u32,
+}
+
+impl Default for CircuitConfig {
+    fn default() -> Self {
+        CircuitConfig {
+            failure_rate_threshold: default_failure_rate(),
+            window: default_circuit_window(),
+            minimum_calls: default_minimum_calls(),
+            open_duration: default_open_duration(),
+            half_open_trials: default_trials(),
+        }
+    }
+}
+
+fn default_failure_rate() -> f64 {
+    0.5
+}
+fn default_circuit_window() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_minimum_calls() -> u32 {
+    10
+}
+fn default_open_duration() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_trials() -> u32 {
+    3
+}
+
+/// `supervision.retry`: the outbound call policy.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts per call, the first included.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay.
+    #[serde(default = "default_retry_min", with = "humantime_serde")]
+    pub backoff_min: Duration,
+    /// Largest retry delay.
+    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// Per-attempt timeout (a backend's own `timeout` wins).
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// A `Retry-After` longer than this fails the call instead of waiting.
+    #[serde(default = "default_max_retry_after", with = "humantime_serde")]
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: default_attempts(),
+            backoff_min: default_retry_min(),
+            backoff_max: default_retry_max(),
+            timeout: default_timeout(),
+            max_retry_after: default_max_retry_after(),
+        }
+    }
+}
+
+fn default_attempts() -> u32 {
+    3
+}
+fn default_retry_min() -> Duration {
+    Duration::from_millis(200)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_retry_after() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// `tools`: the SRECoder tool gateway.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsConfig {
+    /// Whether tool endpoints are served.
+    #[serde(default)]
+    pub enabled: bool,
+    /// How long an approval stays valid.
+    #[serde(default = "default_approval_ttl", with = "humantime_serde")]
+    pub approval_ttl: Duration,
+    /// Secret with key `token` that callers present as a bearer token.
+    #[serde(default)]
+    pub auth_secret_ref: Option<crate::SecretRef>,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        ToolsConfig {
+            enabled: false,
+            approval_ttl: default_approval_ttl(),
+            auth_secret_ref: None,
+        }
+    }
+}
+
+fn default_approval_ttl() -> Duration {
+    Duration::from_secs(900)
+}
+
+/// `telemetry`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// `pretty` or `json` (env `SRE_LOG_FORMAT`).
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// A tracing filter (`info`, `sre_actors=debug,info`); `RUST_LOG` wins when set.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// OTLP/HTTP endpoint for traces (`http://otel-collector:4318`); none disables tracing export.
+    #[serde(default)]
+    pub otlp_endpoint: Option<Url>,
+    /// `service.name` of exported spans.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            log_format: LogFormat::default(),
+            log_level: default_log_level(),
+            otlp_endpoint: None,
+            service_name: default_service_name(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_service_name() -> String {
+    "sre-integration".into()
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("unknown log format {other:?}: expected \"pretty\" or \"json\"")),
+        }
+    }
+}
+
+/// `secrets`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// Directory of mounted Secrets: `<dir>/<namespace>/<name>/<key>`.
+    #[serde(default = "default_secrets_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        SecretsConfig {
+            dir: default_secrets_dir(),
+        }
+    }
+}
+
+fn default_secrets_dir() -> PathBuf {
+    PathBuf::from("/var/run/secrets/sre")
+}

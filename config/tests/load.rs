@@ -1,0 +1,165 @@
+//! The configuration as operators meet it: the shipped examples load, and each kind of mistake
+//! is reported with the file, the key path and what was expected, all in one run.
+
+use std::path::Path;
+
+use sre_config::{Config, SecretStore};
+
+fn examples() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
+}
+
+#[test]
+fn embedded_default_is_valid_and_needs_no_secret() {
+    let c = Config::embedded();
+    assert!(c.alertmanager().is_some());
+    assert!(c.kubernetes().is_none());
+    assert!(c.secret_needs().is_empty());
+    assert_eq!(c.upstreams().iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["prometheus"]);
+}
+
+#[test]
+fn production_example_has_every_section_and_upstream() {
+    let c = Config::load(&examples().join("production.yaml")).unwrap();
+    let names: Vec<String> = c.upstreams().into_iter().map(|u| u.name).collect();
+    for want in [
+        "jira", "github", "pagerduty", "prometheus", "loki", "tempo", "grafana", "argocd:local",
+        "argocd:dev", "argocd:staging", "argocd:production", "k8s:local", "k8s:dev",
+        "k8s:staging", "k8s:production",
+    ] {
+        assert!(names.iter().any(|n| n == want), "missing upstream {want} in {names:?}");
+    }
+    let argocd = c.upstreams().into_iter().find(|u| u.name == "argocd:dev").unwrap();
+    assert_eq!(
+        argocd.base_url.unwrap().as_str(),
+        "https://argocd-server.argocd.svc.cluster.local/"
+    );
+    assert_eq!(c.kubernetes().unwrap().poll_interval.as_secs(), 60);
+    assert_eq!(c.alertmanager().unwrap().idempotency.dedup_window.as_secs(), 300);
+    let summary = c.summary().join("\n");
+    assert!(summary.contains("clusters [local, dev, staging, production]"), "{summary}");
+}
+
+#[test]
+fn every_structural_mistake_is_named_in_one_run() {
+    let text = r#"
+observability_integration:
+  enabled: true
+  alertmanager:
+    idempotency:
+      dedup_window: five minutes
+    colour: blue
+paging_integration:
+  enabled: true
+  pagerduty:
+    routing_key_ref: platform/pd
+  escalation:
+    business_hours:
+      timezone: Mars/Base
+server:
+  listen: 0.0.0.0:8080
+  bogus: 1
+"#;
+    let errs = Config::parse(text, "bad.yaml").unwrap_err();
+    let all = errs.to_string();
+    assert!(
+        all.contains("bad.yaml: observability_integration.alertmanager.idempotency.dedup_window:"),
+        "{all}"
+    );
+    assert!(all.contains("bad.yaml: observability_integration.alertmanager.colour: unknown key `colour`"), "{all}");
+    assert!(
+        all.contains(
+            "bad.yaml: paging_integration.escalation.business_hours.timezone: unknown time zone \"Mars/Base\""
+        ),
+        "{all}"
+    );
+    assert!(all.contains("bad.yaml: server.bogus: unknown key `bogus`"), "{all}");
+    assert_eq!(errs.0.len(), 4, "{all}");
+    eprintln!("{all}");
+}
+
+#[test]
+fn cross_field_mistakes_are_all_reported() {
+    let text = r#"
+kubernetes_integration:
+  enabled: true
+  clusters:
+    - name: dev
+    - name: dev
+      kubeconfig_path: /k
+      in_cluster: true
+ticketing_integration:
+  enabled: true
+  default_provider: github
+  jira:
+    base_url: https://x.atlassian.net
+    project_key: sre
+    secret_ref: platform/jira
+supervision:
+  restart:
+    jitter: 1.5
+"#;
+    let errs = Config::parse(text, "x.yaml").unwrap_err();
+    for want in [
+        "kubernetes_integration.clusters.0: cluster \"dev\" needs exactly one of",
+        "kubernetes_integration.clusters.1.name: duplicate name \"dev\"",
+        "kubernetes_integration.clusters.1: cluster \"dev\" needs exactly one of kubeconfig_secret_ref, kubeconfig_path, in_cluster (found 2)",
+        "ticketing_integration.default_provider: is github but the github section is missing",
+        "ticketing_integration.jira.project_key",
+        "supervision.restart.jitter: 1.5 is outside [0, 1)",
+    ] {
+        assert!(errs.mentions(want), "missing {want:?} in\n{errs}");
+    }
+}
+
+#[test]
+fn a_missing_secret_names_the_integration_that_needs_it() {
+    let c = Config::load(&examples().join("production.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gh = dir.path().join("platform/github-token");
+    std::fs::create_dir_all(&gh).unwrap();
+    std::fs::write(gh.join("token"), "ghp_x").unwrap();
+    let errs = c.check_secrets(&SecretStore::new(dir.path()), "production.yaml").unwrap_err();
+    assert!(errs.mentions("production.yaml: ticketing_integration.jira.secret_ref: secret platform/jira-credentials has no key \"email\""), "{errs}");
+    assert!(errs.mentions("paging_integration.pagerduty.routing_key_ref"), "{errs}");
+    assert!(!errs.mentions("ticketing_integration.github"), "the github token exists: {errs}");
+    assert!(!errs.mentions("ghp_x"));
+}
+
+#[test]
+fn legacy_alertmanager_section_maps_onto_the_new_one() {
+    let text = "alertmanager_integration:\n  enabled: true\n  webhook_path: /hooks/am\n  idempotency:\n    dedup_window: 2m\n";
+    let c = Config::parse(text, "legacy.yaml").unwrap();
+    let am = c.alertmanager().unwrap();
+    assert_eq!(am.webhook_path, "/hooks/am");
+    assert_eq!(am.idempotency.dedup_window.as_secs(), 120);
+
+    let both = "alertmanager_integration:\n  enabled: true\nobservability_integration:\n  enabled: true\n  alertmanager: {}\n";
+    let errs = Config::parse(both, "both.yaml").unwrap_err();
+    assert!(errs.mentions("keep one"), "{errs}");
+}
+
+#[test]
+fn environment_overrides_apply_and_are_checked() {
+    let mut c = Config::embedded();
+    c.apply_env(|k| match k {
+        "SRE_LISTEN_ADDR" => Some("0.0.0.0:9000".into()),
+        "SRE_KAFKA_BROKERS" => Some("k1:9092,k2:9092".into()),
+        "SRE_LOG_FORMAT" => Some("json".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(c.server.listen.port(), 9000);
+    assert_eq!(c.intents.kafka.brokers, "k1:9092,k2:9092");
+    assert_eq!(c.telemetry.log_format, sre_config::LogFormat::Json);
+    let errs = c
+        .apply_env(|k| (k == "SRE_LOG_FORMAT").then(|| "xml".to_string()))
+        .unwrap_err();
+    assert!(errs.mentions("environment: SRE_LOG_FORMAT: unknown log format \"xml\""), "{errs}");
+}
+
+#[test]
+fn yaml_syntax_errors_carry_a_line() {
+    let errs = Config::parse("server:\n  listen: [\n", "broken.yaml").unwrap_err();
+    assert!(errs.mentions("broken.yaml: not valid YAML (line"), "{errs}");
+}
