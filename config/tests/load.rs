@@ -75,7 +75,6 @@ server:
     );
     assert!(all.contains("bad.yaml: server.bogus: unknown key `bogus`"), "{all}");
     assert_eq!(errs.0.len(), 4, "{all}");
-    eprintln!("{all}");
 }
 
 #[test]
