@@ -20,4 +20,4 @@ pub mod supervisor;
 pub use observer::{ChildState, ChildStatus, Observer, SupervisionEvent, SupervisionMetrics};
 pub use policy::RestartPolicy;
 pub use spec::{ChildSpec, SupervisorSpec};
-pub use supervisor::{Supervisor, SupervisorMsg};
+pub use supervisor::{wait_started, Supervisor, SupervisorMsg};

@@ -25,6 +25,8 @@ pub struct ChildSpec {
     /// Logical name, stable across restarts; a metric label, so bounded.
     pub name: String,
     start: Arc<StartFn>,
+    /// Whether the child is itself a [`Supervisor`] (it then answers `SupervisorMsg`).
+    pub(crate) is_supervisor: bool,
 }
 
 impl std::fmt::Debug for ChildSpec {
@@ -43,6 +45,7 @@ impl ChildSpec {
         ChildSpec {
             name: name.into(),
             start: Arc::new(move |sup| Box::pin(start(sup))),
+            is_supervisor: false,
         }
     }
 
@@ -65,7 +68,9 @@ impl ChildSpec {
     /// A nested supervisor.
     pub fn supervisor(spec: SupervisorSpec) -> Self {
         let name = spec.name.clone();
-        ChildSpec::actor(name, move || (Supervisor, spec.clone()))
+        let mut child = ChildSpec::actor(name, move || (Supervisor, spec.clone()));
+        child.is_supervisor = true;
+        child
     }
 
     pub(crate) async fn start(&self, supervisor: ActorCell) -> Result<ActorCell, SpawnErr> {

@@ -33,6 +33,14 @@ pub enum SupervisorMsg {
     Children(RpcReplyPort<Vec<ChildStatus>>),
     /// The current cell of a child, by name, while it runs.
     Lookup(String, RpcReplyPort<Option<ActorCell>>),
+    /// Answers once this supervisor and every nested supervisor have made their first start of
+    /// every child (whether or not each child came up).
+    AwaitStarted(RpcReplyPort<()>),
+}
+
+/// Waits until the whole tree under `root` has made its first start of every child.
+pub async fn wait_started(root: &ActorRef<SupervisorMsg>) -> Result<(), ractor::RactorErr<SupervisorMsg>> {
+    ractor::call!(root, SupervisorMsg::AwaitStarted)
 }
 
 /// One child's runtime record.
@@ -94,6 +102,7 @@ impl Actor for Supervisor {
             SupervisorMsg::Restart { child, generation } => on_restart(&myself, state, child, generation).await,
             SupervisorMsg::Children(reply) => on_children(state, reply),
             SupervisorMsg::Lookup(name, reply) => on_lookup(state, &name, reply),
+            SupervisorMsg::AwaitStarted(reply) => on_await_started(state, reply).await,
         }
         Ok(())
     }
@@ -233,4 +242,15 @@ fn on_lookup(state: &SupervisorState, name: &str, reply: RpcReplyPort<Option<Act
         .find(|c| c.spec.name == name)
         .and_then(|c| c.cell.clone());
     let _ = reply.send(cell);
+}
+
+async fn on_await_started(state: &SupervisorState, reply: RpcReplyPort<()>) {
+    for rec in state.children.iter().filter(|c| c.spec.is_supervisor) {
+        if let Some(cell) = &rec.cell {
+            let child: ActorRef<SupervisorMsg> = cell.clone().into();
+            // A child supervisor that stops meanwhile has nothing left to wait for.
+            let _ = wait_started(&child).await;
+        }
+    }
+    let _ = reply.send(());
 }

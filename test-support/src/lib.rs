@@ -1,1 +1,12 @@
-//! stub
+//! Test support for sre-integration: builder-style fake upstream servers that speak HTTP on
+//! loopback and can be told to answer, fail, stall or throttle, and record what they received.
+//!
+//! The servers run on the caller's tokio runtime, so tests that pause tokio time drive them
+//! deterministically: a stalled request times out on the client's (virtual) clock.
+//!
+//! # Layout
+//! - [`upstream`]: [`FakeUpstream`], a scripted HTTP server for any JSON API.
+
+pub mod upstream;
+
+pub use upstream::{FakeUpstream, Recorded, Reply};

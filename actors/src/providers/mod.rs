@@ -1,0 +1,105 @@
+//! Provider circuits and the outbound client: one [`ProviderCircuit`] actor per upstream
+//! (`jira`, `github`, `pagerduty`, `opsgenie`, `prometheus`, `loki`, `tempo`, `grafana`,
+//! `argocd:<env>`, `k8s:<cluster>`), created from the configuration under the `providers`
+//! supervisor, and an [`UpstreamClient`] per upstream that every outbound call goes through.
+
+pub mod breaker;
+pub mod circuit;
+pub mod client;
+pub mod metrics;
+
+use std::collections::BTreeMap;
+
+use sre_config::{Config, RetryConfig, Upstream};
+use sre_supervision::{ChildSpec, Observer, RestartPolicy, SupervisorSpec};
+
+pub use breaker::{BreakerConfig, CircuitState};
+pub use circuit::{CircuitArgs, CircuitBoard, CircuitError, CircuitHandle, CircuitMsg, CircuitSnapshot, ProviderCircuit};
+pub use client::{CallPolicy, UpstreamClient, UpstreamError, CORRELATION_HEADER};
+pub use metrics::ProviderMetrics;
+
+/// The upstreams of a configuration, their circuits and clients.
+#[derive(Clone, Debug)]
+pub struct Providers {
+    upstreams: Vec<Upstream>,
+    handles: BTreeMap<String, CircuitHandle>,
+    breaker: BreakerConfig,
+    retry: RetryConfig,
+    board: CircuitBoard,
+    metrics: ProviderMetrics,
+}
+
+impl Providers {
+    /// One circuit per upstream of the enabled integrations.
+    pub fn new(config: &Config, metrics: ProviderMetrics) -> Self {
+        Providers::from_upstreams(
+            config.upstreams(),
+            BreakerConfig::from(&config.supervision.circuit),
+            config.supervision.retry.clone(),
+            metrics,
+        )
+    }
+
+    /// One circuit per listed upstream.
+    pub fn from_upstreams(upstreams: Vec<Upstream>, breaker: BreakerConfig, retry: RetryConfig, metrics: ProviderMetrics) -> Self {
+        let handles = upstreams
+            .iter()
+            .map(|u| (u.name.clone(), CircuitHandle::new(&u.name)))
+            .collect();
+        Providers {
+            upstreams,
+            handles,
+            breaker,
+            retry,
+            board: CircuitBoard::default(),
+            metrics,
+        }
+    }
+
+    /// The `providers` supervisor with one circuit child per upstream.
+    pub fn supervisor(&self, policy: RestartPolicy, observer: Observer) -> SupervisorSpec {
+        let mut spec = SupervisorSpec::new("providers", policy, observer);
+        for (name, handle) in &self.handles {
+            let (handle, config, metrics, board) =
+                (handle.clone(), self.breaker.clone(), self.metrics.clone(), self.board.clone());
+            spec = spec.child(ChildSpec::actor(name.clone(), move || {
+                (
+                    ProviderCircuit,
+                    CircuitArgs {
+                        config: config.clone(),
+                        handle: handle.clone(),
+                        metrics: metrics.clone(),
+                        board: board.clone(),
+                    },
+                )
+            }));
+        }
+        spec
+    }
+
+    /// The client for an upstream, if it is configured.
+    pub fn client(&self, name: &str) -> Option<UpstreamClient> {
+        let upstream = self.upstreams.iter().find(|u| u.name == name)?;
+        let handle = self.handles.get(name)?.clone();
+        Some(UpstreamClient::new(
+            handle,
+            CallPolicy::from_config(&self.retry, upstream.timeout),
+            self.metrics.clone(),
+        ))
+    }
+
+    /// A circuit's handle.
+    pub fn circuit(&self, name: &str) -> Option<&CircuitHandle> {
+        self.handles.get(name)
+    }
+
+    /// Every circuit's snapshot.
+    pub fn board(&self) -> &CircuitBoard {
+        &self.board
+    }
+
+    /// The configured upstreams.
+    pub fn upstreams(&self) -> &[Upstream] {
+        &self.upstreams
+    }
+}
