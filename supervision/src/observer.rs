@@ -73,6 +73,19 @@ pub enum ChildState {
     Stopped,
 }
 
+impl ChildState {
+    /// The state's name as the tree view and logs print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildState::Starting => "starting",
+            ChildState::Running => "running",
+            ChildState::Restarting => "restarting",
+            ChildState::Failed => "failed",
+            ChildState::Stopped => "stopped",
+        }
+    }
+}
+
 /// What the tree view shows for one child.
 #[derive(Clone, Debug, Serialize)]
 pub struct ChildStatus {

@@ -1,0 +1,186 @@
+//! The command line: `run`, `check-config`, `status`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sre_config::{Config, ConfigErrors, SecretStore};
+
+use crate::app::AppHandle;
+
+/// sre-integration: signals in as intents, facts out as tickets and pages, tools for the agent.
+#[derive(Debug, Parser)]
+#[command(name = "sre-integration", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (default configuration: the embedded local one).
+    Run {
+        /// Configuration file.
+        #[arg(long, short, env = "SRE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration file, including the secrets it references.
+    CheckConfig {
+        /// Configuration file.
+        file: PathBuf,
+        /// Resolve secret references in this directory instead of `secrets.dir`.
+        #[arg(long)]
+        secrets_dir: Option<PathBuf>,
+    },
+    /// Print the live supervision tree of a running instance.
+    Status {
+        /// Base URL of the instance.
+        #[arg(long, env = "SRE_STATUS_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+}
+
+/// Exit code for configuration problems.
+pub const EXIT_CONFIG: u8 = 2;
+
+fn load(path: Option<&PathBuf>) -> Result<Config, ConfigErrors> {
+    let mut config = match path {
+        Some(p) => Config::load(p)?,
+        None => Config::embedded(),
+    };
+    config.apply_env(|k| std::env::var(k).ok())?;
+    Ok(config)
+}
+
+fn print_errors(errors: &ConfigErrors) {
+    for e in &errors.0 {
+        eprintln!("error: {e}");
+    }
+    eprintln!("{} problem(s) found", errors.0.len());
+}
+
+/// `check-config FILE`.
+///
+/// Secret references are resolved when the secrets directory exists (as it does in the pod);
+/// away from the deployment, where it does not, they are listed but not resolved.
+pub fn check_config(file: &PathBuf, secrets_dir: Option<&PathBuf>) -> ExitCode {
+    let config = match load(Some(file)) {
+        Ok(c) => c,
+        Err(errors) => {
+            print_errors(&errors);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let store = SecretStore::new(secrets_dir.unwrap_or(&config.secrets.dir));
+    let needs = config.secret_needs();
+    let resolved = store.dir().is_dir();
+    if resolved {
+        if let Err(errors) = config.check_secrets(&store, &file.display().to_string()) {
+            print_errors(&errors);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
+    println!("{}: valid", file.display());
+    for line in config.summary() {
+        println!("  {line}");
+    }
+    if !needs.is_empty() {
+        if resolved {
+            println!("  secrets: {} reference(s) resolved in {}", needs.len(), store.dir().display());
+        } else {
+            println!(
+                "  secrets: {} reference(s) not resolved: {} does not exist here (pass --secrets-dir to check them)",
+                needs.len(),
+                store.dir().display()
+            );
+            for n in &needs {
+                println!("    {}: {} keys [{}]", n.path, n.secret, n.keys.join(", "));
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `status --url URL`.
+pub async fn status(url: &str) -> ExitCode {
+    let endpoint = format!("{}/v1/supervision", url.trim_end_matches('/'));
+    sre_actors::providers::client::install_crypto_provider();
+    let result = async {
+        let resp = reqwest::get(&endpoint).await?.error_for_status()?;
+        resp.json::<crate::http::tree::Node>().await
+    }
+    .await;
+    match result {
+        Ok(tree) => {
+            print!("{}", crate::http::tree::render(&tree));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot read {endpoint}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `run [--config FILE]`.
+pub async fn run(config: Option<&PathBuf>) -> ExitCode {
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(errors) => {
+            print_errors(&errors);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let _telemetry = match crate::telemetry::init(&config.telemetry) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let mut app = match AppHandle::start(config).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = app.stopped() => {
+            tracing::error!("the root supervisor stopped on its own");
+            return ExitCode::FAILURE;
+        }
+    }
+    tokio::spawn(async {
+        shutdown_signal().await;
+        eprintln!("second signal: aborting");
+        std::process::exit(130);
+    });
+    app.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,94 @@
+//! `HttpServer`: the actor that owns the listener. It binds in `pre_start` (a bind failure is a
+//! start failure, retried by its supervisor), serves the router on a task, fails if that task
+//! ends on its own, and on stop closes the listener and drains in-flight requests for up to
+//! `drain_timeout`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// The actor.
+pub struct HttpServer;
+
+/// Its arguments.
+#[derive(Clone)]
+pub struct HttpServerArgs {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// What to serve.
+    pub router: Router,
+    /// Receives the bound address on every (re)start.
+    pub bound: watch::Sender<Option<SocketAddr>>,
+    /// How long in-flight requests may take on shutdown.
+    pub drain_timeout: Duration,
+}
+
+/// Messages.
+pub enum HttpServerMsg {
+    /// The serve task ended without being asked to.
+    ServeEnded(String),
+}
+
+/// Private state.
+pub struct HttpServerState {
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    drain_timeout: Duration,
+}
+
+impl Actor for HttpServer {
+    type Msg = HttpServerMsg;
+    type State = HttpServerState;
+    type Arguments = HttpServerArgs;
+
+    async fn pre_start(&self, myself: ActorRef<HttpServerMsg>, args: HttpServerArgs) -> Result<Self::State, ActorProcessingErr> {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "HTTP server listening");
+        args.bound.send_replace(Some(addr));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let result = axum::serve(listener, args.router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+            let why = match result {
+                Ok(()) => "serve loop ended".to_owned(),
+                Err(e) => format!("serve loop failed: {e}"),
+            };
+            // When shutdown was requested the actor is gone and this cast is a no-op.
+            let _ = myself.cast(HttpServerMsg::ServeEnded(why));
+        });
+        Ok(HttpServerState {
+            shutdown: Some(tx),
+            task: Some(task),
+            drain_timeout: args.drain_timeout,
+        })
+    }
+
+    async fn handle(&self, _: ActorRef<HttpServerMsg>, msg: HttpServerMsg, _: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        match msg {
+            HttpServerMsg::ServeEnded(why) => Err(why.into()),
+        }
+    }
+
+    async fn post_stop(&self, _: ActorRef<HttpServerMsg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        if let Some(tx) = state.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = state.task.take() {
+            if tokio::time::timeout(state.drain_timeout, &mut task).await.is_err() {
+                tracing::warn!(timeout_s = state.drain_timeout.as_secs(), "in-flight requests did not finish in time; closing them");
+                task.abort();
+            }
+        }
+        Ok(())
+    }
+}
