@@ -17,7 +17,9 @@ use prometheus_client::registry::Registry;
 use ractor::{Actor, ActorRef};
 use sre_actors::providers::{ProviderMetrics, Providers};
 use sre_config::{Config, RestartConfig, SecretStore};
-use sre_supervision::{ChildSpec, Observer, RestartPolicy, Supervisor, SupervisorMsg, SupervisorSpec};
+use sre_supervision::{
+    ChildSpec, Observer, RestartPolicy, Supervisor, SupervisorMsg, SupervisorSpec,
+};
 use tokio::sync::watch;
 
 use crate::http::server::{HttpServer, HttpServerArgs};
@@ -90,14 +92,21 @@ impl AppHandle {
             bound: bound_tx,
             drain_timeout: config.server.drain_timeout,
         };
-        let ingest = SupervisorSpec::new(INGEST, policy.clone(), observer.clone())
-            .child(ChildSpec::actor("http", move || (HttpServer, http_args.clone())));
+        let ingest =
+            SupervisorSpec::new(INGEST, policy.clone(), observer.clone())
+                .child(ChildSpec::actor("http", move || {
+                    (HttpServer, http_args.clone())
+                }));
         let root = SupervisorSpec::new(ROOT, policy.clone(), observer.clone())
-            .child(ChildSpec::supervisor(providers.supervisor(policy.clone(), observer.clone())))
+            .child(ChildSpec::supervisor(
+                providers.supervisor(policy.clone(), observer.clone()),
+            ))
             .child(ChildSpec::supervisor(ingest));
 
         let (root, join) = Actor::spawn(None, Supervisor, root).await?;
-        sre_supervision::wait_started(&root).await.map_err(|_| AppError::Start)?;
+        sre_supervision::wait_started(&root)
+            .await
+            .map_err(|_| AppError::Start)?;
         readiness.mark_started();
         tracing::info!(
             circuits = providers.upstreams().len(),

@@ -88,7 +88,11 @@ pub fn check_config(file: &PathBuf, secrets_dir: Option<&PathBuf>) -> ExitCode {
     }
     if !needs.is_empty() {
         if resolved {
-            println!("  secrets: {} reference(s) resolved in {}", needs.len(), store.dir().display());
+            println!(
+                "  secrets: {} reference(s) resolved in {}",
+                needs.len(),
+                store.dir().display()
+            );
         } else {
             println!(
                 "  secrets: {} reference(s) not resolved: {} does not exist here (pass --secrets-dir to check them)",

@@ -8,7 +8,9 @@ use sre_integration::cli::{self, Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { file, secrets_dir } => cli::check_config(&file, secrets_dir.as_ref()),
+        Command::CheckConfig { file, secrets_dir } => {
+            cli::check_config(&file, secrets_dir.as_ref())
+        }
         Command::Run { config } => runtime().block_on(cli::run(config.as_ref())),
         Command::Status { url } => runtime().block_on(cli::status(&url)),
     }

@@ -72,7 +72,12 @@ impl Readiness {
             .iter()
             .filter(|c| c.supervisor == CRITICAL_SUPERVISOR && c.state != ChildState::Running)
         {
-            reasons.push(format!("{}/{} is {}", c.supervisor, c.name, c.state.as_str()));
+            reasons.push(format!(
+                "{}/{} is {}",
+                c.supervisor,
+                c.name,
+                c.state.as_str()
+            ));
         }
         for (name, why) in self.0.conditions.read().expect("conditions lock").iter() {
             reasons.push(format!("{name}: {why}"));

@@ -21,11 +21,16 @@ async fn get(base: &str, path: &str) -> (u16, String) {
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
-async fn child(root: &ActorRef<SupervisorMsg>, supervisor: &str, name: &str) -> Option<ractor::ActorCell> {
-    let sup: ActorRef<SupervisorMsg> = ractor::call!(root, SupervisorMsg::Lookup, supervisor.to_string())
-        .unwrap()
-        .unwrap()
-        .into();
+async fn child(
+    root: &ActorRef<SupervisorMsg>,
+    supervisor: &str,
+    name: &str,
+) -> Option<ractor::ActorCell> {
+    let sup: ActorRef<SupervisorMsg> =
+        ractor::call!(root, SupervisorMsg::Lookup, supervisor.to_string())
+            .unwrap()
+            .unwrap()
+            .into();
     ractor::call!(sup, SupervisorMsg::Lookup, name.to_string()).unwrap()
 }
 
@@ -40,22 +45,40 @@ async fn health_readiness_metrics_and_tree() {
     assert_eq!(code, 200, "{body}");
     let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(ready["ready"], true);
-    assert!(ready["children"].as_array().unwrap().iter().any(|c| c["name"] == "http" && c["state"] == "running"));
+    assert!(ready["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "http" && c["state"] == "running"));
 
     let (code, body) = get(&base, "/v1/supervision").await;
     assert_eq!(code, 200);
     let tree: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(tree["name"], "root");
-    let providers = tree["children"].as_array().unwrap().iter().find(|c| c["name"] == "providers").unwrap();
+    let providers = tree["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "providers")
+        .unwrap();
     let prom = &providers["children"][0];
     assert_eq!(prom["name"], "prometheus");
     assert_eq!(prom["circuit"]["state"], "closed");
 
     let (code, metrics) = get(&base, "/metrics").await;
     assert_eq!(code, 200);
-    assert!(metrics.contains(r#"sre_supervisor_child_up{supervisor="ingest",child="http"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"sre_circuit_state{provider="prometheus"} 0"#), "{metrics}");
-    assert!(metrics.contains("# TYPE sre_supervisor_child_restarts_total counter"), "classic text format by default");
+    assert!(
+        metrics.contains(r#"sre_supervisor_child_up{supervisor="ingest",child="http"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"sre_circuit_state{provider="prometheus"} 0"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE sre_supervisor_child_restarts_total counter"),
+        "classic text format by default"
+    );
 
     let om = reqwest::Client::new()
         .get(format!("{base}/metrics"))
@@ -63,7 +86,10 @@ async fn health_readiness_metrics_and_tree() {
         .send()
         .await
         .unwrap();
-    assert!(om.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    assert!(om.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
     assert!(om.text().await.unwrap().ends_with("# EOF\n"));
 
     app.shutdown().await;
@@ -91,22 +117,51 @@ async fn a_circuit_that_keeps_crashing_is_parked_and_nothing_else_notices() {
 
     let (_, body) = get(&base, "/v1/supervision").await;
     let tree: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let providers = tree["children"].as_array().unwrap().iter().find(|c| c["name"] == "providers").unwrap();
+    let providers = tree["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "providers")
+        .unwrap();
     let prom = &providers["children"][0];
     assert_eq!(prom["state"], "failed", "{body}");
     assert_eq!(prom["restarts"], 5, "{body}");
     assert!(prom["retry_at"].is_string(), "{body}");
-    assert!(prom["last_error"].as_str().unwrap().contains("exited unexpectedly"), "{body}");
+    assert!(
+        prom["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("exited unexpectedly"),
+        "{body}"
+    );
 
     let (_, metrics) = get(&base, "/metrics").await;
-    assert!(metrics.contains(r#"sre_supervisor_child_parked{supervisor="providers",child="prometheus"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"sre_supervisor_child_restarts_total{supervisor="providers",child="prometheus"} 5"#), "{metrics}");
-    assert!(metrics.contains(r#"sre_supervisor_child_restarts_total{supervisor="root",child="providers"} 0"#), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"sre_supervisor_child_parked{supervisor="providers",child="prometheus"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"sre_supervisor_child_restarts_total{supervisor="providers",child="prometheus"} 5"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"sre_supervisor_child_restarts_total{supervisor="root",child="providers"} 0"#
+        ),
+        "{metrics}"
+    );
 
     // One bad upstream never takes the pod out of rotation, and the webhook side was untouched.
     let (code, body) = get(&base, "/readyz").await;
     assert_eq!(code, 200, "{body}");
-    assert_eq!(child(app.root(), "ingest", "http").await.unwrap().get_id(), http_before);
+    assert_eq!(
+        child(app.root(), "ingest", "http").await.unwrap().get_id(),
+        http_before
+    );
 
     app.shutdown().await;
 }
@@ -125,5 +180,8 @@ async fn shutdown_turns_readiness_off_before_the_listener_closes() {
     assert!(body.contains("shutting down"), "{body}");
     assert!(!readiness.report(&observer).ready);
     stopping.await.unwrap();
-    assert!(reqwest::get(format!("{base}/healthz")).await.is_err(), "listener closed");
+    assert!(
+        reqwest::get(format!("{base}/healthz")).await.is_err(),
+        "listener closed"
+    );
 }

@@ -629,4 +629,3 @@ fn nine() -> TimeOfDay {
 fn eighteen() -> TimeOfDay {
     "18:00".parse().expect("static time")
 }
-

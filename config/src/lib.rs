@@ -176,7 +176,11 @@ impl Config {
     /// The effective AlertManager webhook configuration: the observability section's, or the
     /// legacy section's when only that one is enabled.
     pub fn alertmanager(&self) -> Option<AlertmanagerConfig> {
-        if let Some(o) = self.observability_integration.as_ref().filter(|o| o.enabled) {
+        if let Some(o) = self
+            .observability_integration
+            .as_ref()
+            .filter(|o| o.enabled)
+        {
             if let Some(am) = &o.alertmanager {
                 return Some(am.clone());
             }
@@ -197,7 +201,9 @@ impl Config {
     }
     /// The enabled observability section.
     pub fn observability(&self) -> Option<&ObservabilityIntegration> {
-        self.observability_integration.as_ref().filter(|o| o.enabled)
+        self.observability_integration
+            .as_ref()
+            .filter(|o| o.enabled)
     }
     /// The enabled ticketing section.
     pub fn ticketing(&self) -> Option<&TicketingIntegration> {
@@ -229,14 +235,22 @@ impl Config {
         }
         if let Some(p) = self.paging() {
             if let Some(pd) = &p.pagerduty {
-                push("pagerduty".into(), Some(pd.events_url.clone()), default_timeout);
+                push(
+                    "pagerduty".into(),
+                    Some(pd.events_url.clone()),
+                    default_timeout,
+                );
             }
             if let Some(og) = &p.opsgenie {
                 push("opsgenie".into(), Some(og.api_url.clone()), default_timeout);
             }
         }
         if let Some(o) = self.observability() {
-            for (name, backend) in [("prometheus", &o.prometheus), ("loki", &o.loki), ("tempo", &o.tempo)] {
+            for (name, backend) in [
+                ("prometheus", &o.prometheus),
+                ("loki", &o.loki),
+                ("tempo", &o.tempo),
+            ] {
                 if let Some(b) = backend {
                     push(name.into(), Some(b.url.clone()), b.timeout);
                 }
@@ -288,7 +302,11 @@ impl Config {
         lines.push(match self.kubernetes() {
             Some(k) => format!(
                 "kubernetes_integration: enabled, clusters [{}], poll every {}",
-                k.clusters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+                k.clusters
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 humantime::format_duration(k.poll_interval)
             ),
             None => "kubernetes_integration: disabled".into(),
@@ -296,7 +314,11 @@ impl Config {
         lines.push(match self.argocd() {
             Some(a) => format!(
                 "argocd_integration: enabled, environments [{}], poll every {}",
-                a.environments.iter().map(|e| e.name()).collect::<Vec<_>>().join(", "),
+                a.environments
+                    .iter()
+                    .map(|e| e.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 humantime::format_duration(a.poll_interval)
             ),
             None => "argocd_integration: disabled".into(),
@@ -307,7 +329,8 @@ impl Config {
                 am.webhook_path,
                 humantime::format_duration(am.idempotency.dedup_window),
                 if am.auto_create_incident.enabled {
-                    format!("at severity >= {:?}", am.auto_create_incident.min_severity).to_lowercase()
+                    format!("at severity >= {:?}", am.auto_create_incident.min_severity)
+                        .to_lowercase()
                 } else {
                     "off".into()
                 }
@@ -334,19 +357,32 @@ impl Config {
                 None => "disabled".into(),
             }
         ));
-        lines.push(format!("ticketing_integration: {}", onoff(self.ticketing().is_some())));
-        lines.push(format!("paging_integration: {}", onoff(self.paging().is_some())));
+        lines.push(format!(
+            "ticketing_integration: {}",
+            onoff(self.ticketing().is_some())
+        ));
+        lines.push(format!(
+            "paging_integration: {}",
+            onoff(self.paging().is_some())
+        ));
         let sink = match self.intents.sink {
             SinkKind::Embedded => "embedded",
             SinkKind::Kafka => "kafka",
         };
-        lines.push(format!("intents: {sink} sink, topic {}", self.intents.topic));
+        lines.push(format!(
+            "intents: {sink} sink, topic {}",
+            self.intents.topic
+        ));
         lines.push(format!("facts consumer: {}", onoff(self.facts.enabled)));
         lines.push(format!("tools: {}", onoff(self.tools.enabled)));
         lines.push(format!("listen: {}", self.server.listen));
         lines.push(format!(
             "circuits: [{}]",
-            self.upstreams().iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", ")
+            self.upstreams()
+                .iter()
+                .map(|u| u.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         lines
     }

@@ -12,7 +12,10 @@ use crate::error::Collector;
 const MAX_ERRORS: usize = 64;
 
 /// Deserializes `text` into `T`; every problem is pushed to `errors`.
-pub(crate) fn parse_collecting<T: DeserializeOwned>(text: &str, errors: &mut Collector) -> Option<T> {
+pub(crate) fn parse_collecting<T: DeserializeOwned>(
+    text: &str,
+    errors: &mut Collector,
+) -> Option<T> {
     let mut doc: Value = match serde_yaml::from_str(text) {
         Ok(Value::Null) => Value::Mapping(Default::default()),
         Ok(v) => v,
@@ -50,7 +53,10 @@ pub(crate) fn parse_collecting<T: DeserializeOwned>(text: &str, errors: &mut Col
             }
         }
     }
-    errors.push("", format!("more than {MAX_ERRORS} problems; fix these first"));
+    errors.push(
+        "",
+        format!("more than {MAX_ERRORS} problems; fix these first"),
+    );
     None
 }
 

@@ -485,7 +485,9 @@ impl std::str::FromStr for LogFormat {
         match s {
             "pretty" => Ok(LogFormat::Pretty),
             "json" => Ok(LogFormat::Json),
-            other => Err(format!("unknown log format {other:?}: expected \"pretty\" or \"json\"")),
+            other => Err(format!(
+                "unknown log format {other:?}: expected \"pretty\" or \"json\""
+            )),
         }
     }
 }

@@ -91,7 +91,11 @@ impl SecretStore {
 
     /// Reads one key of a Secret; a single trailing newline is dropped.
     pub fn read(&self, secret: &SecretRef, key: &str) -> Result<SecretString, SecretError> {
-        let path = self.dir.join(&secret.namespace).join(&secret.name).join(key);
+        let path = self
+            .dir
+            .join(&secret.namespace)
+            .join(&secret.name)
+            .join(key);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -139,8 +143,14 @@ mod tests {
         assert_eq!(v.expose(), "ghp_abc");
         assert_eq!(format!("{v} {v:?}"), "[redacted] SecretString([redacted])");
         let e = store.read(&r, "other").unwrap_err().to_string();
-        assert!(e.contains("platform/github-token has no key \"other\""), "{e}");
+        assert!(
+            e.contains("platform/github-token has no key \"other\""),
+            "{e}"
+        );
         std::fs::write(path.join("blank"), "\n").unwrap();
-        assert!(matches!(store.read(&r, "blank"), Err(SecretError::Empty { .. })));
+        assert!(matches!(
+            store.read(&r, "blank"),
+            Err(SecretError::Empty { .. })
+        ));
     }
 }

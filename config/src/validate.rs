@@ -7,7 +7,10 @@ use std::collections::HashSet;
 use url::Url;
 
 use crate::error::Collector;
-use crate::{ArgoCdIntegration, Config, EnvironmentEntry, PageProvider, SecretNeed, TicketProvider, WebhookAuth};
+use crate::{
+    ArgoCdIntegration, Config, EnvironmentEntry, PageProvider, SecretNeed, TicketProvider,
+    WebhookAuth,
+};
 
 /// Paths the HTTP server owns; a webhook may not take them.
 const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/v1/"];
@@ -25,7 +28,8 @@ pub(crate) fn validate(c: &Config, e: &mut Collector) {
 fn dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -51,12 +55,20 @@ fn kubernetes(c: &Config, e: &mut Collector) {
     e.check(!k.clusters.is_empty(), &format!("{p}.clusters"), || {
         "enabled but no clusters are configured".into()
     });
-    unique(e, &format!("{p}.clusters"), k.clusters.iter().map(|c| c.name.as_str()));
+    unique(
+        e,
+        &format!("{p}.clusters"),
+        k.clusters.iter().map(|c| c.name.as_str()),
+    );
     for (i, cl) in k.clusters.iter().enumerate() {
-        let sources = [cl.kubeconfig_secret_ref.is_some(), cl.kubeconfig_path.is_some(), cl.in_cluster]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let sources = [
+            cl.kubeconfig_secret_ref.is_some(),
+            cl.kubeconfig_path.is_some(),
+            cl.in_cluster,
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         e.check(sources == 1, &format!("{p}.clusters.{i}"), || {
             format!(
                 "cluster {:?} needs exactly one of kubeconfig_secret_ref, kubeconfig_path, in_cluster (found {sources})",
@@ -64,9 +76,11 @@ fn kubernetes(c: &Config, e: &mut Collector) {
             )
         });
     }
-    e.check(!k.watch.namespaces.is_empty(), &format!("{p}.watch.namespaces"), || {
-        "empty: list namespace globs such as \"ameide-*\"".into()
-    });
+    e.check(
+        !k.watch.namespaces.is_empty(),
+        &format!("{p}.watch.namespaces"),
+        || "empty: list namespace globs such as \"ameide-*\"".into(),
+    );
     for (i, ns) in k.watch.namespaces.iter().enumerate() {
         e.check(
             !ns.is_empty() && ns.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '*'),
@@ -74,7 +88,11 @@ fn kubernetes(c: &Config, e: &mut Collector) {
             || format!("invalid namespace glob {ns:?}: expected lowercase letters, digits, '-' and '*'"),
         );
     }
-    e.check(!k.poll_interval.is_zero(), &format!("{p}.poll_interval"), || "must be greater than zero".into());
+    e.check(
+        !k.poll_interval.is_zero(),
+        &format!("{p}.poll_interval"),
+        || "must be greater than zero".into(),
+    );
 }
 
 /// The API URL of an ArgoCD environment.
@@ -86,23 +104,37 @@ pub(crate) fn argocd_url(a: &ArgoCdIntegration, env: &EnvironmentEntry) -> Resul
     let Some(server) = server else {
         return Err("no ArgoCD server: set argocd_server, or server on the environment".into());
     };
-    let with_scheme = if server.contains("://") { server.clone() } else { format!("https://{server}") };
+    let with_scheme = if server.contains("://") {
+        server.clone()
+    } else {
+        format!("https://{server}")
+    };
     Url::parse(&with_scheme).map_err(|err| format!("invalid ArgoCD server {server:?}: {err}"))
 }
 
 fn argocd(c: &Config, e: &mut Collector) {
     let Some(a) = c.argocd() else { return };
     let p = "argocd_integration";
-    e.check(!a.environments.is_empty(), &format!("{p}.environments"), || {
-        "enabled but no environments are configured".into()
-    });
-    unique(e, &format!("{p}.environments"), a.environments.iter().map(|e| e.name()));
+    e.check(
+        !a.environments.is_empty(),
+        &format!("{p}.environments"),
+        || "enabled but no environments are configured".into(),
+    );
+    unique(
+        e,
+        &format!("{p}.environments"),
+        a.environments.iter().map(|e| e.name()),
+    );
     for (i, env) in a.environments.iter().enumerate() {
         if let Err(msg) = argocd_url(a, env) {
             e.push(format!("{p}.environments.{i}"), msg);
         }
     }
-    e.check(!a.poll_interval.is_zero(), &format!("{p}.poll_interval"), || "must be greater than zero".into());
+    e.check(
+        !a.poll_interval.is_zero(),
+        &format!("{p}.poll_interval"),
+        || "must be greater than zero".into(),
+    );
 }
 
 fn observability(c: &Config, e: &mut Collector) {
@@ -110,26 +142,46 @@ fn observability(c: &Config, e: &mut Collector) {
         .observability()
         .and_then(|o| o.alertmanager.as_ref())
         .is_some();
-    let legacy = c.alertmanager_integration.as_ref().is_some_and(|l| l.enabled);
+    let legacy = c
+        .alertmanager_integration
+        .as_ref()
+        .is_some_and(|l| l.enabled);
     e.check(!(new && legacy), "alertmanager_integration", || {
         "both alertmanager_integration (legacy) and observability_integration.alertmanager are enabled: keep one".into()
     });
-    let path = if new { "observability_integration.alertmanager" } else { "alertmanager_integration" };
+    let path = if new {
+        "observability_integration.alertmanager"
+    } else {
+        "alertmanager_integration"
+    };
     if let Some(am) = c.alertmanager() {
-        e.check(am.webhook_path.starts_with('/'), &format!("{path}.webhook_path"), || {
-            format!("{:?} must start with '/'", am.webhook_path)
-        });
         e.check(
-            !RESERVED_PATHS.iter().any(|r| am.webhook_path.starts_with(r)),
+            am.webhook_path.starts_with('/'),
             &format!("{path}.webhook_path"),
-            || format!("{:?} collides with the server's own endpoints", am.webhook_path),
+            || format!("{:?} must start with '/'", am.webhook_path),
         );
-        e.check(!am.idempotency.dedup_window.is_zero(), &format!("{path}.idempotency.dedup_window"), || {
-            "must be greater than zero".into()
-        });
-        e.check(am.max_body_bytes >= 1024, &format!("{path}.max_body_bytes"), || {
-            "must be at least 1024 bytes".into()
-        });
+        e.check(
+            !RESERVED_PATHS
+                .iter()
+                .any(|r| am.webhook_path.starts_with(r)),
+            &format!("{path}.webhook_path"),
+            || {
+                format!(
+                    "{:?} collides with the server's own endpoints",
+                    am.webhook_path
+                )
+            },
+        );
+        e.check(
+            !am.idempotency.dedup_window.is_zero(),
+            &format!("{path}.idempotency.dedup_window"),
+            || "must be greater than zero".into(),
+        );
+        e.check(
+            am.max_body_bytes >= 1024,
+            &format!("{path}.max_body_bytes"),
+            || "must be at least 1024 bytes".into(),
+        );
     }
 }
 
@@ -140,23 +192,40 @@ fn ticketing(c: &Config, e: &mut Collector) {
         "enabled but neither jira nor github is configured".into()
     });
     match t.default_provider {
-        Some(TicketProvider::Jira) => e.check(t.jira.is_some(), &format!("{p}.default_provider"), || {
-            "is jira but the jira section is missing".into()
-        }),
-        Some(TicketProvider::Github) => e.check(t.github.is_some(), &format!("{p}.default_provider"), || {
-            "is github but the github section is missing".into()
-        }),
+        Some(TicketProvider::Jira) => {
+            e.check(t.jira.is_some(), &format!("{p}.default_provider"), || {
+                "is jira but the jira section is missing".into()
+            })
+        }
+        Some(TicketProvider::Github) => {
+            e.check(t.github.is_some(), &format!("{p}.default_provider"), || {
+                "is github but the github section is missing".into()
+            })
+        }
         None => {}
     }
     if let Some(g) = &t.github {
-        let ok = g.repo.split_once('/').is_some_and(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'));
-        e.check(ok, &format!("{p}.github.repo"), || format!("{:?}: expected \"owner/repo\"", g.repo));
+        let ok = g
+            .repo
+            .split_once('/')
+            .is_some_and(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'));
+        e.check(ok, &format!("{p}.github.repo"), || {
+            format!("{:?}: expected \"owner/repo\"", g.repo)
+        });
     }
     if let Some(j) = &t.jira {
         e.check(
-            !j.project_key.is_empty() && j.project_key.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_'),
+            !j.project_key.is_empty()
+                && j.project_key
+                    .chars()
+                    .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_'),
             &format!("{p}.jira.project_key"),
-            || format!("{:?}: expected an upper-case Jira project key such as \"SRE\"", j.project_key),
+            || {
+                format!(
+                    "{:?}: expected an upper-case Jira project key such as \"SRE\"",
+                    j.project_key
+                )
+            },
         );
     }
 }
@@ -168,33 +237,53 @@ fn paging(c: &Config, e: &mut Collector) {
         "enabled but neither pagerduty nor opsgenie is configured".into()
     });
     match pg.default_provider {
-        Some(PageProvider::Pagerduty) => e.check(pg.pagerduty.is_some(), &format!("{p}.default_provider"), || {
-            "is pagerduty but the pagerduty section is missing".into()
-        }),
-        Some(PageProvider::Opsgenie) => e.check(pg.opsgenie.is_some(), &format!("{p}.default_provider"), || {
-            "is opsgenie but the opsgenie section is missing".into()
-        }),
+        Some(PageProvider::Pagerduty) => e.check(
+            pg.pagerduty.is_some(),
+            &format!("{p}.default_provider"),
+            || "is pagerduty but the pagerduty section is missing".into(),
+        ),
+        Some(PageProvider::Opsgenie) => e.check(
+            pg.opsgenie.is_some(),
+            &format!("{p}.default_provider"),
+            || "is opsgenie but the opsgenie section is missing".into(),
+        ),
         None => {}
     }
     let bh = &pg.escalation.business_hours;
-    e.check(bh.start < bh.end, &format!("{p}.escalation.business_hours"), || {
-        "start must be before end".into()
-    });
+    e.check(
+        bh.start < bh.end,
+        &format!("{p}.escalation.business_hours"),
+        || "start must be before end".into(),
+    );
 }
 
 fn supervision(c: &Config, e: &mut Collector) {
     let r = &c.supervision.restart;
     let p = "supervision.restart";
-    e.check(!r.backoff_min.is_zero(), &format!("{p}.backoff_min"), || "must be greater than zero".into());
-    e.check(r.backoff_min <= r.backoff_max, &format!("{p}.backoff_max"), || {
-        "must not be smaller than backoff_min".into()
+    e.check(
+        !r.backoff_min.is_zero(),
+        &format!("{p}.backoff_min"),
+        || "must be greater than zero".into(),
+    );
+    e.check(
+        r.backoff_min <= r.backoff_max,
+        &format!("{p}.backoff_max"),
+        || "must not be smaller than backoff_min".into(),
+    );
+    e.check(
+        (0.0..1.0).contains(&r.jitter),
+        &format!("{p}.jitter"),
+        || format!("{} is outside [0, 1)", r.jitter),
+    );
+    e.check(r.max_restarts >= 1, &format!("{p}.max_restarts"), || {
+        "must be at least 1".into()
     });
-    e.check((0.0..1.0).contains(&r.jitter), &format!("{p}.jitter"), || {
-        format!("{} is outside [0, 1)", r.jitter)
+    e.check(!r.period.is_zero(), &format!("{p}.period"), || {
+        "must be greater than zero".into()
     });
-    e.check(r.max_restarts >= 1, &format!("{p}.max_restarts"), || "must be at least 1".into());
-    e.check(!r.period.is_zero(), &format!("{p}.period"), || "must be greater than zero".into());
-    e.check(!r.cool_down.is_zero(), &format!("{p}.cool_down"), || "must be greater than zero".into());
+    e.check(!r.cool_down.is_zero(), &format!("{p}.cool_down"), || {
+        "must be greater than zero".into()
+    });
 
     let cb = &c.supervision.circuit;
     let p = "supervision.circuit";
@@ -203,28 +292,52 @@ fn supervision(c: &Config, e: &mut Collector) {
         &format!("{p}.failure_rate_threshold"),
         || format!("{} is outside (0, 1]", cb.failure_rate_threshold),
     );
-    e.check(!cb.window.is_zero(), &format!("{p}.window"), || "must be greater than zero".into());
-    e.check(cb.minimum_calls >= 1, &format!("{p}.minimum_calls"), || "must be at least 1".into());
-    e.check(!cb.open_duration.is_zero(), &format!("{p}.open_duration"), || "must be greater than zero".into());
-    e.check(cb.half_open_trials >= 1, &format!("{p}.half_open_trials"), || "must be at least 1".into());
+    e.check(!cb.window.is_zero(), &format!("{p}.window"), || {
+        "must be greater than zero".into()
+    });
+    e.check(cb.minimum_calls >= 1, &format!("{p}.minimum_calls"), || {
+        "must be at least 1".into()
+    });
+    e.check(
+        !cb.open_duration.is_zero(),
+        &format!("{p}.open_duration"),
+        || "must be greater than zero".into(),
+    );
+    e.check(
+        cb.half_open_trials >= 1,
+        &format!("{p}.half_open_trials"),
+        || "must be at least 1".into(),
+    );
 
     let rt = &c.supervision.retry;
     let p = "supervision.retry";
-    e.check(rt.max_attempts >= 1, &format!("{p}.max_attempts"), || "must be at least 1".into());
-    e.check(rt.backoff_min <= rt.backoff_max, &format!("{p}.backoff_max"), || {
-        "must not be smaller than backoff_min".into()
+    e.check(rt.max_attempts >= 1, &format!("{p}.max_attempts"), || {
+        "must be at least 1".into()
     });
-    e.check(!rt.timeout.is_zero(), &format!("{p}.timeout"), || "must be greater than zero".into());
+    e.check(
+        rt.backoff_min <= rt.backoff_max,
+        &format!("{p}.backoff_max"),
+        || "must not be smaller than backoff_min".into(),
+    );
+    e.check(!rt.timeout.is_zero(), &format!("{p}.timeout"), || {
+        "must be greater than zero".into()
+    });
 }
 
 fn intents(c: &Config, e: &mut Collector) {
-    e.check(!c.intents.topic.is_empty(), "intents.topic", || "must not be empty".into());
-    e.check(c.intents.embedded.segment_bytes >= 4096, "intents.embedded.segment_bytes", || {
-        "must be at least 4096 bytes".into()
+    e.check(!c.intents.topic.is_empty(), "intents.topic", || {
+        "must not be empty".into()
     });
-    e.check(!c.intents.kafka.brokers.trim().is_empty(), "intents.kafka.brokers", || {
-        "must list at least one broker".into()
-    });
+    e.check(
+        c.intents.embedded.segment_bytes >= 4096,
+        "intents.embedded.segment_bytes",
+        || "must be at least 4096 bytes".into(),
+    );
+    e.check(
+        !c.intents.kafka.brokers.trim().is_empty(),
+        "intents.kafka.brokers",
+        || "must list at least one broker".into(),
+    );
 }
 
 pub(crate) fn secret_needs(c: &Config) -> Vec<SecretNeed> {
@@ -239,7 +352,11 @@ pub(crate) fn secret_needs(c: &Config) -> Vec<SecretNeed> {
     if let Some(k) = c.kubernetes() {
         for (i, cl) in k.clusters.iter().enumerate() {
             if let Some(r) = &cl.kubeconfig_secret_ref {
-                need(format!("kubernetes_integration.clusters.{i}.kubeconfig_secret_ref"), r, &["kubeconfig"]);
+                need(
+                    format!("kubernetes_integration.clusters.{i}.kubeconfig_secret_ref"),
+                    r,
+                    &["kubeconfig"],
+                );
             }
         }
     }
@@ -250,18 +367,30 @@ pub(crate) fn secret_needs(c: &Config) -> Vec<SecretNeed> {
         for (i, env) in a.environments.iter().enumerate() {
             if let EnvironmentEntry::Detailed(d) = env {
                 if let Some(r) = &d.secret_ref {
-                    need(format!("argocd_integration.environments.{i}.secret_ref"), r, &["token"]);
+                    need(
+                        format!("argocd_integration.environments.{i}.secret_ref"),
+                        r,
+                        &["token"],
+                    );
                 }
             }
         }
     }
     if let Some(g) = c.observability().and_then(|o| o.grafana.as_ref()) {
         if let Some(r) = &g.secret_ref {
-            need("observability_integration.grafana.secret_ref".into(), r, &["api_key"]);
+            need(
+                "observability_integration.grafana.secret_ref".into(),
+                r,
+                &["api_key"],
+            );
         }
     }
     if let Some(am) = c.alertmanager() {
-        let path = if c.observability().and_then(|o| o.alertmanager.as_ref()).is_some() {
+        let path = if c
+            .observability()
+            .and_then(|o| o.alertmanager.as_ref())
+            .is_some()
+        {
             "observability_integration.alertmanager.auth.secret_ref"
         } else {
             "alertmanager_integration.auth.secret_ref"
@@ -269,23 +398,41 @@ pub(crate) fn secret_needs(c: &Config) -> Vec<SecretNeed> {
         match &am.auth {
             WebhookAuth::None => {}
             WebhookAuth::Bearer { secret_ref } => need(path.into(), secret_ref, &["token"]),
-            WebhookAuth::Basic { secret_ref } => need(path.into(), secret_ref, &["username", "password"]),
+            WebhookAuth::Basic { secret_ref } => {
+                need(path.into(), secret_ref, &["username", "password"])
+            }
         }
     }
     if let Some(t) = c.ticketing() {
         if let Some(j) = &t.jira {
-            need("ticketing_integration.jira.secret_ref".into(), &j.secret_ref, &["email", "api_token"]);
+            need(
+                "ticketing_integration.jira.secret_ref".into(),
+                &j.secret_ref,
+                &["email", "api_token"],
+            );
         }
         if let Some(g) = &t.github {
-            need("ticketing_integration.github.secret_ref".into(), &g.secret_ref, &["token"]);
+            need(
+                "ticketing_integration.github.secret_ref".into(),
+                &g.secret_ref,
+                &["token"],
+            );
         }
     }
     if let Some(p) = c.paging() {
         if let Some(pd) = &p.pagerduty {
-            need("paging_integration.pagerduty.routing_key_ref".into(), &pd.routing_key_ref, &["routing_key"]);
+            need(
+                "paging_integration.pagerduty.routing_key_ref".into(),
+                &pd.routing_key_ref,
+                &["routing_key"],
+            );
         }
         if let Some(og) = &p.opsgenie {
-            need("paging_integration.opsgenie.api_key_ref".into(), &og.api_key_ref, &["api_key"]);
+            need(
+                "paging_integration.opsgenie.api_key_ref".into(),
+                &og.api_key_ref,
+                &["api_key"],
+            );
         }
     }
     if c.tools.enabled {

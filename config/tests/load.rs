@@ -15,7 +15,13 @@ fn embedded_default_is_valid_and_needs_no_secret() {
     assert!(c.alertmanager().is_some());
     assert!(c.kubernetes().is_none());
     assert!(c.secret_needs().is_empty());
-    assert_eq!(c.upstreams().iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["prometheus"]);
+    assert_eq!(
+        c.upstreams()
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect::<Vec<_>>(),
+        ["prometheus"]
+    );
 }
 
 #[test]
@@ -23,21 +29,46 @@ fn production_example_has_every_section_and_upstream() {
     let c = Config::load(&examples().join("production.yaml")).unwrap();
     let names: Vec<String> = c.upstreams().into_iter().map(|u| u.name).collect();
     for want in [
-        "jira", "github", "pagerduty", "prometheus", "loki", "tempo", "grafana", "argocd:local",
-        "argocd:dev", "argocd:staging", "argocd:production", "k8s:local", "k8s:dev",
-        "k8s:staging", "k8s:production",
+        "jira",
+        "github",
+        "pagerduty",
+        "prometheus",
+        "loki",
+        "tempo",
+        "grafana",
+        "argocd:local",
+        "argocd:dev",
+        "argocd:staging",
+        "argocd:production",
+        "k8s:local",
+        "k8s:dev",
+        "k8s:staging",
+        "k8s:production",
     ] {
-        assert!(names.iter().any(|n| n == want), "missing upstream {want} in {names:?}");
+        assert!(
+            names.iter().any(|n| n == want),
+            "missing upstream {want} in {names:?}"
+        );
     }
-    let argocd = c.upstreams().into_iter().find(|u| u.name == "argocd:dev").unwrap();
+    let argocd = c
+        .upstreams()
+        .into_iter()
+        .find(|u| u.name == "argocd:dev")
+        .unwrap();
     assert_eq!(
         argocd.base_url.unwrap().as_str(),
         "https://argocd-server.argocd.svc.cluster.local/"
     );
     assert_eq!(c.kubernetes().unwrap().poll_interval.as_secs(), 60);
-    assert_eq!(c.alertmanager().unwrap().idempotency.dedup_window.as_secs(), 300);
+    assert_eq!(
+        c.alertmanager().unwrap().idempotency.dedup_window.as_secs(),
+        300
+    );
     let summary = c.summary().join("\n");
-    assert!(summary.contains("clusters [local, dev, staging, production]"), "{summary}");
+    assert!(
+        summary.contains("clusters [local, dev, staging, production]"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -66,14 +97,22 @@ server:
         all.contains("bad.yaml: observability_integration.alertmanager.idempotency.dedup_window:"),
         "{all}"
     );
-    assert!(all.contains("bad.yaml: observability_integration.alertmanager.colour: unknown key `colour`"), "{all}");
+    assert!(
+        all.contains(
+            "bad.yaml: observability_integration.alertmanager.colour: unknown key `colour`"
+        ),
+        "{all}"
+    );
     assert!(
         all.contains(
             "bad.yaml: paging_integration.escalation.business_hours.timezone: unknown time zone \"Mars/Base\""
         ),
         "{all}"
     );
-    assert!(all.contains("bad.yaml: server.bogus: unknown key `bogus`"), "{all}");
+    assert!(
+        all.contains("bad.yaml: server.bogus: unknown key `bogus`"),
+        "{all}"
+    );
     assert_eq!(errs.0.len(), 4, "{all}");
 }
 
@@ -118,10 +157,18 @@ fn a_missing_secret_names_the_integration_that_needs_it() {
     let gh = dir.path().join("platform/github-token");
     std::fs::create_dir_all(&gh).unwrap();
     std::fs::write(gh.join("token"), "ghp_x").unwrap();
-    let errs = c.check_secrets(&SecretStore::new(dir.path()), "production.yaml").unwrap_err();
+    let errs = c
+        .check_secrets(&SecretStore::new(dir.path()), "production.yaml")
+        .unwrap_err();
     assert!(errs.mentions("production.yaml: ticketing_integration.jira.secret_ref: secret platform/jira-credentials has no key \"email\""), "{errs}");
-    assert!(errs.mentions("paging_integration.pagerduty.routing_key_ref"), "{errs}");
-    assert!(!errs.mentions("ticketing_integration.github"), "the github token exists: {errs}");
+    assert!(
+        errs.mentions("paging_integration.pagerduty.routing_key_ref"),
+        "{errs}"
+    );
+    assert!(
+        !errs.mentions("ticketing_integration.github"),
+        "the github token exists: {errs}"
+    );
     assert!(!errs.mentions("ghp_x"));
 }
 
@@ -154,7 +201,10 @@ fn environment_overrides_apply_and_are_checked() {
     let errs = c
         .apply_env(|k| (k == "SRE_LOG_FORMAT").then(|| "xml".to_string()))
         .unwrap_err();
-    assert!(errs.mentions("environment: SRE_LOG_FORMAT: unknown log format \"xml\""), "{errs}");
+    assert!(
+        errs.mentions("environment: SRE_LOG_FORMAT: unknown log format \"xml\""),
+        "{errs}"
+    );
 }
 
 #[test]

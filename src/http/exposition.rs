@@ -19,7 +19,8 @@ pub fn to_text_004(openmetrics: &str) -> String {
         }
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
-            let renamed = (kind == "counter" && !name.ends_with("_total")).then(|| format!("{name}_total"));
+            let renamed =
+                (kind == "counter" && !name.ends_with("_total")).then(|| format!("{name}_total"));
             let family = renamed.as_deref().unwrap_or(name);
             if let Some(h) = pending_help.take() {
                 push_help(&mut out, h, renamed.as_deref().map(|r| (name, r)));

@@ -64,7 +64,11 @@ async fn readyz(State(s): State<OpsState>) -> Response {
 async fn metrics(State(s): State<OpsState>, headers: HeaderMap) -> Response {
     let mut body = String::with_capacity(16 * 1024);
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &s.registry) {
-        return (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode metrics: {e}\n")).into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode metrics: {e}\n"),
+        )
+            .into_response();
     }
     let wants_openmetrics = headers
         .get(header::ACCEPT)

@@ -45,7 +45,11 @@ impl Actor for HttpServer {
     type State = HttpServerState;
     type Arguments = HttpServerArgs;
 
-    async fn pre_start(&self, myself: ActorRef<HttpServerMsg>, args: HttpServerArgs) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<HttpServerMsg>,
+        args: HttpServerArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -73,19 +77,34 @@ impl Actor for HttpServer {
         })
     }
 
-    async fn handle(&self, _: ActorRef<HttpServerMsg>, msg: HttpServerMsg, _: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<HttpServerMsg>,
+        msg: HttpServerMsg,
+        _: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             HttpServerMsg::ServeEnded(why) => Err(why.into()),
         }
     }
 
-    async fn post_stop(&self, _: ActorRef<HttpServerMsg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _: ActorRef<HttpServerMsg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         if let Some(tx) = state.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(mut task) = state.task.take() {
-            if tokio::time::timeout(state.drain_timeout, &mut task).await.is_err() {
-                tracing::warn!(timeout_s = state.drain_timeout.as_secs(), "in-flight requests did not finish in time; closing them");
+            if tokio::time::timeout(state.drain_timeout, &mut task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    timeout_s = state.drain_timeout.as_secs(),
+                    "in-flight requests did not finish in time; closing them"
+                );
                 task.abort();
             }
         }

@@ -120,7 +120,16 @@ fn line(out: &mut String, n: &Node, lead: &str, child_lead: &str) {
     out.push('\n');
     for (i, c) in n.children.iter().enumerate() {
         let last = i + 1 == n.children.len();
-        let (l, cl) = if last { ("└─ ", "   ") } else { ("├─ ", "│  ") };
-        line(out, c, &format!("{child_lead}{l}"), &format!("{child_lead}{cl}"));
+        let (l, cl) = if last {
+            ("└─ ", "   ")
+        } else {
+            ("├─ ", "│  ")
+        };
+        line(
+            out,
+            c,
+            &format!("{child_lead}{l}"),
+            &format!("{child_lead}{cl}"),
+        );
     }
 }

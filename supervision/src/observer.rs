@@ -194,7 +194,12 @@ impl Observer {
 
     /// Every child's status, ordered by supervisor then child name.
     pub fn snapshot(&self) -> Vec<ChildStatus> {
-        self.tree.read().expect("tree lock").values().cloned().collect()
+        self.tree
+            .read()
+            .expect("tree lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// One child's status.
@@ -241,9 +246,14 @@ impl SupervisionEvent<'_> {
         let m = &o.metrics;
         match *self {
             SupervisionEvent::ChildDeclared { supervisor, child } => {
-                m.up.get_or_create(&Observer::labels(supervisor, child)).set(0);
-                m.parked.get_or_create(&Observer::labels(supervisor, child)).set(0);
-                let _ = m.restarts.get_or_create(&Observer::labels(supervisor, child));
+                m.up.get_or_create(&Observer::labels(supervisor, child))
+                    .set(0);
+                m.parked
+                    .get_or_create(&Observer::labels(supervisor, child))
+                    .set(0);
+                let _ = m
+                    .restarts
+                    .get_or_create(&Observer::labels(supervisor, child));
                 o.update(supervisor, child, |_| {});
             }
             SupervisionEvent::ChildStarted {
@@ -267,7 +277,8 @@ impl SupervisionEvent<'_> {
                 reason,
             } => {
                 tracing::warn!(supervisor, child, reason, "child failed");
-                m.up.get_or_create(&Observer::labels(supervisor, child)).set(0);
+                m.up.get_or_create(&Observer::labels(supervisor, child))
+                    .set(0);
                 o.update(supervisor, child, |s| {
                     s.state = ChildState::Restarting;
                     s.actor_id = None;
@@ -293,7 +304,9 @@ impl SupervisionEvent<'_> {
                 });
             }
             SupervisionEvent::Restarting { supervisor, child } => {
-                m.restarts.get_or_create(&Observer::labels(supervisor, child)).inc();
+                m.restarts
+                    .get_or_create(&Observer::labels(supervisor, child))
+                    .inc();
                 o.update(supervisor, child, |s| {
                     s.restarts += 1;
                     s.state = ChildState::Starting;
@@ -312,7 +325,9 @@ impl SupervisionEvent<'_> {
                     cool_down_s = cool_down.as_secs(),
                     "child parked after exceeding its restart intensity"
                 );
-                m.parked.get_or_create(&Observer::labels(supervisor, child)).set(1);
+                m.parked
+                    .get_or_create(&Observer::labels(supervisor, child))
+                    .set(1);
                 o.update(supervisor, child, |s| {
                     s.state = ChildState::Failed;
                     s.retry_at = Some(rfc3339(SystemTime::now() + cool_down));
@@ -320,7 +335,8 @@ impl SupervisionEvent<'_> {
             }
             SupervisionEvent::ChildStopped { supervisor, child } => {
                 tracing::info!(supervisor, child, "child stopped");
-                m.up.get_or_create(&Observer::labels(supervisor, child)).set(0);
+                m.up.get_or_create(&Observer::labels(supervisor, child))
+                    .set(0);
                 o.update(supervisor, child, |s| {
                     s.state = ChildState::Stopped;
                     s.actor_id = None;

@@ -31,7 +31,9 @@ pub struct ChildSpec {
 
 impl std::fmt::Debug for ChildSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChildSpec").field("name", &self.name).finish()
+        f.debug_struct("ChildSpec")
+            .field("name", &self.name)
+            .finish()
     }
 }
 

@@ -7,7 +7,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent as RactorEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort,
+    SupervisionEvent as RactorEvent,
+};
 use tokio::time::Instant;
 
 use crate::observer::{ChildStatus, SupervisionEvent};
@@ -39,7 +42,9 @@ pub enum SupervisorMsg {
 }
 
 /// Waits until the whole tree under `root` has made its first start of every child.
-pub async fn wait_started(root: &ActorRef<SupervisorMsg>) -> Result<(), ractor::RactorErr<SupervisorMsg>> {
+pub async fn wait_started(
+    root: &ActorRef<SupervisorMsg>,
+) -> Result<(), ractor::RactorErr<SupervisorMsg>> {
     ractor::call!(root, SupervisorMsg::AwaitStarted)
 }
 
@@ -65,7 +70,11 @@ impl Actor for Supervisor {
     type State = SupervisorState;
     type Arguments = SupervisorSpec;
 
-    async fn pre_start(&self, _: ActorRef<Self::Msg>, spec: SupervisorSpec) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _: ActorRef<Self::Msg>,
+        spec: SupervisorSpec,
+    ) -> Result<Self::State, ActorProcessingErr> {
         let children = spec
             .children
             .iter()
@@ -90,16 +99,27 @@ impl Actor for Supervisor {
         })
     }
 
-    async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         for idx in 0..state.children.len() {
             start_child(&myself, state, idx).await;
         }
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Restart { child, generation } => on_restart(&myself, state, child, generation).await,
+            SupervisorMsg::Restart { child, generation } => {
+                on_restart(&myself, state, child, generation).await
+            }
             SupervisorMsg::Children(reply) => on_children(state, reply),
             SupervisorMsg::Lookup(name, reply) => on_lookup(state, &name, reply),
             SupervisorMsg::AwaitStarted(reply) => on_await_started(state, reply).await,
@@ -114,21 +134,35 @@ impl Actor for Supervisor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match event {
-            RactorEvent::ActorFailed(cell, err) => on_child_exit(&myself, state, cell.get_id(), &err.to_string()),
+            RactorEvent::ActorFailed(cell, err) => {
+                on_child_exit(&myself, state, cell.get_id(), &err.to_string())
+            }
             RactorEvent::ActorTerminated(cell, _, reason) => {
                 let reason = reason.unwrap_or_else(|| "exited".into());
-                on_child_exit(&myself, state, cell.get_id(), &format!("exited unexpectedly: {reason}"))
+                on_child_exit(
+                    &myself,
+                    state,
+                    cell.get_id(),
+                    &format!("exited unexpectedly: {reason}"),
+                )
             }
             _ => {}
         }
         Ok(())
     }
 
-    async fn post_stop(&self, _: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         // Top-down: children stop in reverse start order, each finishing its own subtree first.
         for rec in state.children.iter_mut().rev() {
             if let Some(cell) = rec.cell.take() {
-                if let Err(e) = cell.stop_and_wait(Some("shutdown".into()), Some(STOP_TIMEOUT)).await {
+                if let Err(e) = cell
+                    .stop_and_wait(Some("shutdown".into()), Some(STOP_TIMEOUT))
+                    .await
+                {
                     tracing::warn!(supervisor = %state.spec.name, child = %rec.spec.name, error = %e, "child did not stop in time; killing it");
                     cell.kill();
                 }
@@ -160,24 +194,45 @@ async fn start_child(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorSta
     }
 }
 
-fn on_child_exit(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, id: ActorId, reason: &str) {
+fn on_child_exit(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    id: ActorId,
+    reason: &str,
+) {
     // Events from a previous incarnation (or a non-child) carry an id we no longer track.
-    let Some(idx) = state.by_id.remove(&id) else { return };
+    let Some(idx) = state.by_id.remove(&id) else {
+        return;
+    };
     state.children[idx].cell = None;
     record_failure(myself, state, idx, reason);
 }
 
 /// Counts a failure against the intensity limit and schedules the restart or the park.
-fn record_failure(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, idx: usize, reason: &str) {
+fn record_failure(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    idx: usize,
+    reason: &str,
+) {
     let policy = &state.spec.policy;
     let observer = &state.spec.observer;
     let supervisor = state.spec.name.as_str();
     let rec = &mut state.children[idx];
     let child = rec.spec.name.as_str();
-    SupervisionEvent::ChildFailed { supervisor, child, reason }.emit(observer);
+    SupervisionEvent::ChildFailed {
+        supervisor,
+        child,
+        reason,
+    }
+    .emit(observer);
 
     let now = Instant::now();
-    while rec.recent.front().is_some_and(|t| now.duration_since(*t) >= policy.period) {
+    while rec
+        .recent
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= policy.period)
+    {
         rec.recent.pop_front();
     }
     rec.recent.push_back(now);
@@ -209,12 +264,22 @@ fn record_failure(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState,
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         // The supervisor may have stopped meanwhile; then there is nothing to restart.
-        let _ = myself.cast(SupervisorMsg::Restart { child: idx, generation });
+        let _ = myself.cast(SupervisorMsg::Restart {
+            child: idx,
+            generation,
+        });
     });
 }
 
-async fn on_restart(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, idx: usize, generation: u64) {
-    let Some(rec) = state.children.get(idx) else { return };
+async fn on_restart(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    idx: usize,
+    generation: u64,
+) {
+    let Some(rec) = state.children.get(idx) else {
+        return;
+    };
     if rec.generation != generation || rec.cell.is_some() {
         return;
     }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use sre_supervision::{ChildSpec, ChildState, Observer, RestartPolicy, Supervisor, SupervisorMsg, SupervisorSpec};
+use sre_supervision::{
+    ChildSpec, ChildState, Observer, RestartPolicy, Supervisor, SupervisorMsg, SupervisorSpec,
+};
 use tokio::time::Instant;
 
 /// Panics in `post_start` every time; records when each start happened.
@@ -18,7 +20,11 @@ impl Actor for Crasher {
     type State = ();
     type Arguments = Arc<Mutex<Vec<Instant>>>;
 
-    async fn pre_start(&self, _: ActorRef<()>, starts: Self::Arguments) -> Result<(), ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _: ActorRef<()>,
+        starts: Self::Arguments,
+    ) -> Result<(), ActorProcessingErr> {
         starts.lock().unwrap().push(Instant::now());
         Ok(())
     }
@@ -40,7 +46,12 @@ impl Actor for Echo {
         Ok(())
     }
 
-    async fn handle(&self, _: ActorRef<Self::Msg>, reply: Self::Msg, _: &mut ()) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<Self::Msg>,
+        reply: Self::Msg,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
         let _ = reply.send("pong");
         Ok(())
     }
@@ -86,12 +97,22 @@ async fn crashing_child_backs_off_parks_and_never_disturbs_its_sibling() {
     for w in gaps.windows(2) {
         assert!(w[1] > w[0], "backoff grows: {gaps:?}");
     }
-    assert!(gaps[0] >= Duration::from_millis(80) && gaps[0] <= Duration::from_millis(120), "{gaps:?}");
+    assert!(
+        gaps[0] >= Duration::from_millis(80) && gaps[0] <= Duration::from_millis(120),
+        "{gaps:?}"
+    );
 
     let status = observer.child("root", "crasher").unwrap();
     assert_eq!(status.state, ChildState::Failed);
     assert_eq!(status.restarts, 5);
-    assert!(status.last_error.as_deref().unwrap().contains("upstream exploded"), "{status:?}");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("upstream exploded"),
+        "{status:?}"
+    );
     assert!(status.retry_at.is_some());
 
     // The sibling was never restarted and still answers.
@@ -101,10 +122,24 @@ async fn crashing_child_backs_off_parks_and_never_disturbs_its_sibling() {
 
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-    assert!(text.contains(r#"sre_supervisor_child_restarts_total{supervisor="root",child="crasher"} 5"#), "{text}");
-    assert!(text.contains(r#"sre_supervisor_child_parked{supervisor="root",child="crasher"} 1"#), "{text}");
-    assert!(text.contains(r#"sre_supervisor_child_up{supervisor="root",child="crasher"} 0"#), "{text}");
-    assert!(text.contains(r#"sre_supervisor_child_up{supervisor="root",child="echo"} 1"#), "{text}");
+    assert!(
+        text.contains(
+            r#"sre_supervisor_child_restarts_total{supervisor="root",child="crasher"} 5"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"sre_supervisor_child_parked{supervisor="root",child="crasher"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"sre_supervisor_child_up{supervisor="root",child="crasher"} 0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"sre_supervisor_child_up{supervisor="root",child="echo"} 1"#),
+        "{text}"
+    );
 
     // Parked for the cool-down: nothing happens for almost five minutes...
     tokio::time::sleep(Duration::from_secs(280)).await;
@@ -115,7 +150,10 @@ async fn crashing_child_backs_off_parks_and_never_disturbs_its_sibling() {
     assert_eq!(ractor::call!(echo, |r| r).unwrap(), "pong");
 
     root.stop_and_wait(None, None).await.unwrap();
-    assert_eq!(observer.child("root", "echo").unwrap().state, ChildState::Stopped);
+    assert_eq!(
+        observer.child("root", "echo").unwrap().state,
+        ChildState::Stopped
+    );
 }
 
 /// Exits cleanly on its first message; a permanent child is restarted all the same.
@@ -139,17 +177,20 @@ async fn nested_supervisors_restart_an_exited_child_and_stop_top_down() {
     let observer = Observer::default();
     let inner = SupervisorSpec::new("inner", policy(), observer.clone())
         .child(ChildSpec::actor("quitter", || (Quitter, ())));
-    let spec = SupervisorSpec::new("outer", policy(), observer.clone()).child(ChildSpec::supervisor(inner));
+    let spec = SupervisorSpec::new("outer", policy(), observer.clone())
+        .child(ChildSpec::supervisor(inner));
     let (root, _) = Actor::spawn(None, Supervisor, spec).await.unwrap();
 
-    let inner_ref: ActorRef<SupervisorMsg> = ractor::call!(root, SupervisorMsg::Lookup, "inner".to_string())
-        .unwrap()
-        .unwrap()
-        .into();
-    let quitter: ActorRef<()> = ractor::call!(inner_ref, SupervisorMsg::Lookup, "quitter".to_string())
-        .unwrap()
-        .unwrap()
-        .into();
+    let inner_ref: ActorRef<SupervisorMsg> =
+        ractor::call!(root, SupervisorMsg::Lookup, "inner".to_string())
+            .unwrap()
+            .unwrap()
+            .into();
+    let quitter: ActorRef<()> =
+        ractor::call!(inner_ref, SupervisorMsg::Lookup, "quitter".to_string())
+            .unwrap()
+            .unwrap()
+            .into();
     quitter.cast(()).unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -157,12 +198,22 @@ async fn nested_supervisors_restart_an_exited_child_and_stop_top_down() {
     assert_eq!(q.state, ChildState::Running);
     assert_eq!(q.restarts, 1);
     assert!(q.last_error.unwrap().contains("exited unexpectedly: done"));
-    assert_eq!(observer.child("outer", "inner").unwrap().restarts, 0, "the failure stayed inside");
+    assert_eq!(
+        observer.child("outer", "inner").unwrap().restarts,
+        0,
+        "the failure stayed inside"
+    );
 
     let children = ractor::call!(inner_ref, SupervisorMsg::Children).unwrap();
     assert_eq!(children.len(), 1);
 
     root.stop_and_wait(None, None).await.unwrap();
-    assert_eq!(observer.child("inner", "quitter").unwrap().state, ChildState::Stopped);
-    assert_eq!(observer.child("outer", "inner").unwrap().state, ChildState::Stopped);
+    assert_eq!(
+        observer.child("inner", "quitter").unwrap().state,
+        ChildState::Stopped
+    );
+    assert_eq!(
+        observer.child("outer", "inner").unwrap().state,
+        ChildState::Stopped
+    );
 }

@@ -123,14 +123,20 @@ impl FakeUpstreamBuilder {
     }
     /// Binds 127.0.0.1 on a free port and serves on the current runtime.
     pub async fn start(self) -> FakeUpstream {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let script = Arc::new(Mutex::new(self.script));
         let app = Router::new().fallback(handle).with_state(script.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FakeUpstream { addr, script, server }
+        FakeUpstream {
+            addr,
+            script,
+            server,
+        }
     }
 }
 
@@ -204,7 +210,11 @@ async fn answer(mut reply: Reply) -> Response {
                 tokio::time::sleep(d).await;
                 reply = *next;
             }
-            Reply::Respond { status, headers, body } => {
+            Reply::Respond {
+                status,
+                headers,
+                body,
+            } => {
                 let mut resp = Response::new(Body::from(body));
                 *resp.status_mut() = StatusCode::from_u16(status).expect("valid status");
                 let h = resp.headers_mut();

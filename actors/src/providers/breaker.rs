@@ -148,7 +148,10 @@ impl Breaker {
     }
 
     /// Asks to make a call. The second value is a state change, if one happened.
-    pub fn try_acquire(&mut self, now: Instant) -> (Result<Permit, Rejected>, Option<CircuitState>) {
+    pub fn try_acquire(
+        &mut self,
+        now: Instant,
+    ) -> (Result<Permit, Rejected>, Option<CircuitState>) {
         let changed = self.poll(now);
         let verdict = match &mut self.phase {
             Phase::Closed => Ok(Permit::Normal),
@@ -182,7 +185,13 @@ impl Breaker {
                 }
                 None
             }
-            (Phase::HalfOpen { in_flight, successes }, Permit::Trial) => {
+            (
+                Phase::HalfOpen {
+                    in_flight,
+                    successes,
+                },
+                Permit::Trial,
+            ) => {
                 *in_flight = in_flight.saturating_sub(1);
                 if !success {
                     return Some(self.open(now));
@@ -242,11 +251,20 @@ mod tests {
         let mut b = Breaker::new(cfg());
         let t = Instant::now();
         for _ in 0..3 {
-            assert_eq!(b.record(t, Permit::Normal, false), None, "below minimum_calls");
+            assert_eq!(
+                b.record(t, Permit::Normal, false),
+                None,
+                "below minimum_calls"
+            );
         }
         assert_eq!(b.record(t, Permit::Normal, false), Some(CircuitState::Open));
         let (v, _) = b.try_acquire(t + Duration::from_secs(10));
-        assert_eq!(v, Err(Rejected { retry_in: Duration::from_secs(20) }));
+        assert_eq!(
+            v,
+            Err(Rejected {
+                retry_in: Duration::from_secs(20)
+            })
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -276,9 +294,18 @@ mod tests {
         assert_eq!(changed, Some(CircuitState::HalfOpen));
         assert_eq!(p1, Ok(Permit::Trial));
         assert_eq!(b.try_acquire(t2).0, Ok(Permit::Trial));
-        assert_eq!(b.try_acquire(t2).0, Err(Rejected { retry_in: Duration::ZERO }), "only two trials");
+        assert_eq!(
+            b.try_acquire(t2).0,
+            Err(Rejected {
+                retry_in: Duration::ZERO
+            }),
+            "only two trials"
+        );
         assert_eq!(b.record(t2, Permit::Trial, true), None);
-        assert_eq!(b.record(t2, Permit::Trial, true), Some(CircuitState::Closed));
+        assert_eq!(
+            b.record(t2, Permit::Trial, true),
+            Some(CircuitState::Closed)
+        );
 
         for _ in 0..4 {
             b.record(t2, Permit::Normal, false);

@@ -155,7 +155,11 @@ impl Actor for ProviderCircuit {
     type State = CircuitActorState;
     type Arguments = CircuitArgs;
 
-    async fn pre_start(&self, myself: ActorRef<CircuitMsg>, args: CircuitArgs) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<CircuitMsg>,
+        args: CircuitArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
         let name = args.handle.name().to_owned();
         *args.handle.slot.write().expect("slot lock") = Some(myself);
         let state = CircuitActorState {
@@ -169,7 +173,11 @@ impl Actor for ProviderCircuit {
         Ok(state)
     }
 
-    async fn post_stop(&self, myself: ActorRef<CircuitMsg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        myself: ActorRef<CircuitMsg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         let mut slot = state.handle.slot.write().expect("slot lock");
         if slot.as_ref().is_some_and(|a| a.get_id() == myself.get_id()) {
             *slot = None;
@@ -177,7 +185,12 @@ impl Actor for ProviderCircuit {
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<CircuitMsg>, msg: CircuitMsg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<CircuitMsg>,
+        msg: CircuitMsg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             CircuitMsg::Acquire(reply) => on_acquire(&myself, state, reply),
             CircuitMsg::Record { permit, success } => on_record(&myself, state, permit, success),
@@ -187,13 +200,22 @@ impl Actor for ProviderCircuit {
     }
 }
 
-fn on_acquire(myself: &ActorRef<CircuitMsg>, state: &mut CircuitActorState, reply: RpcReplyPort<Result<Permit, Rejected>>) {
+fn on_acquire(
+    myself: &ActorRef<CircuitMsg>,
+    state: &mut CircuitActorState,
+    reply: RpcReplyPort<Result<Permit, Rejected>>,
+) {
     let (verdict, changed) = state.breaker.try_acquire(Instant::now());
     let _ = reply.send(verdict);
     transitioned(myself, state, changed);
 }
 
-fn on_record(myself: &ActorRef<CircuitMsg>, state: &mut CircuitActorState, permit: Permit, success: bool) {
+fn on_record(
+    myself: &ActorRef<CircuitMsg>,
+    state: &mut CircuitActorState,
+    permit: Permit,
+    success: bool,
+) {
     let changed = state.breaker.record(Instant::now(), permit, success);
     transitioned(myself, state, changed);
 }
@@ -204,7 +226,11 @@ fn on_open_elapsed(myself: &ActorRef<CircuitMsg>, state: &mut CircuitActorState)
 }
 
 /// Logs and counts a state change, and arms the open timer.
-fn transitioned(myself: &ActorRef<CircuitMsg>, state: &mut CircuitActorState, changed: Option<CircuitState>) {
+fn transitioned(
+    myself: &ActorRef<CircuitMsg>,
+    state: &mut CircuitActorState,
+    changed: Option<CircuitState>,
+) {
     let transitions = state.board.get(&state.name).map_or(0, |s| s.transitions);
     let Some(to) = changed else {
         publish(state, transitions);

@@ -129,7 +129,9 @@ impl UpstreamError {
     /// The `outcome` label for this failure.
     pub fn outcome(&self) -> &'static str {
         match self {
-            UpstreamError::CircuitOpen { .. } | UpstreamError::CircuitUnavailable { .. } => "circuit_open",
+            UpstreamError::CircuitOpen { .. } | UpstreamError::CircuitUnavailable { .. } => {
+                "circuit_open"
+            }
             UpstreamError::Timeout { .. } => "timeout",
             UpstreamError::Transport { .. } | UpstreamError::Request { .. } => "transport",
             UpstreamError::Status { .. } => "server_error",
@@ -188,7 +190,11 @@ impl UpstreamClient {
 
     /// Sends the request `build` makes (it is called once per attempt). `correlation_id` ties
     /// the call to whatever caused it; a fresh one is made when absent.
-    pub async fn send<F>(&self, correlation_id: Option<&str>, build: F) -> Result<Response, UpstreamError>
+    pub async fn send<F>(
+        &self,
+        correlation_id: Option<&str>,
+        build: F,
+    ) -> Result<Response, UpstreamError>
     where
         F: Fn(&Client) -> RequestBuilder,
     {
@@ -196,7 +202,9 @@ impl UpstreamClient {
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let span = tracing::info_span!("upstream_call", provider = %self.provider(), correlation_id = %correlation_id);
-        self.send_inner(&correlation_id, build).instrument(span).await
+        self.send_inner(&correlation_id, build)
+            .instrument(span)
+            .await
     }
 
     async fn send_inner<F>(&self, correlation_id: &str, build: F) -> Result<Response, UpstreamError>
@@ -217,23 +225,32 @@ impl UpstreamClient {
                 Err(e) => {
                     self.count("circuit_open");
                     return Err(match e {
-                        CircuitError::Open { provider, retry_in } => UpstreamError::CircuitOpen { provider, retry_in },
-                        CircuitError::Unavailable { provider } => UpstreamError::CircuitUnavailable { provider },
+                        CircuitError::Open { provider, retry_in } => {
+                            UpstreamError::CircuitOpen { provider, retry_in }
+                        }
+                        CircuitError::Unavailable { provider } => {
+                            UpstreamError::CircuitUnavailable { provider }
+                        }
                     });
                 }
             };
-            let (at_least, error) = match self.attempt(correlation_id, &build, permit, attempt).await {
-                Attempt::Done(resp) => return Ok(resp),
-                Attempt::Fail(error) => return Err(error),
-                Attempt::Retry { at_least, error } => (at_least, error),
-            };
+            let (at_least, error) =
+                match self.attempt(correlation_id, &build, permit, attempt).await {
+                    Attempt::Done(resp) => return Ok(resp),
+                    Attempt::Fail(error) => return Err(error),
+                    Attempt::Retry { at_least, error } => (at_least, error),
+                };
             let Some(backoff) = delays.next() else {
                 tracing::warn!(attempt, error = %error, "giving up");
                 return Err(error);
             };
             let delay = match at_least {
                 Some(wait) if wait > self.policy.max_retry_after => {
-                    tracing::warn!(attempt, wait_s = wait.as_secs(), "upstream asks for a longer wait than allowed");
+                    tracing::warn!(
+                        attempt,
+                        wait_s = wait.as_secs(),
+                        "upstream asks for a longer wait than allowed"
+                    );
                     return Err(error);
                 }
                 Some(wait) => wait.max(backoff),
@@ -244,12 +261,21 @@ impl UpstreamClient {
         }
     }
 
-    async fn attempt<F>(&self, correlation_id: &str, build: &F, permit: Permit, attempt: u32) -> Attempt
+    async fn attempt<F>(
+        &self,
+        correlation_id: &str,
+        build: &F,
+        permit: Permit,
+        attempt: u32,
+    ) -> Attempt
     where
         F: Fn(&Client) -> RequestBuilder,
     {
         let provider = self.provider().to_owned();
-        let request = match build(&self.http).header(CORRELATION_HEADER, correlation_id).build() {
+        let request = match build(&self.http)
+            .header(CORRELATION_HEADER, correlation_id)
+            .build()
+        {
             Ok(r) => r,
             Err(e) => {
                 // Not the upstream's fault: give the permit back as a success.
@@ -324,7 +350,11 @@ impl UpstreamClient {
             };
         }
         self.circuit.record(permit, true);
-        self.count(if status.is_client_error() { "client_error" } else { "success" });
+        self.count(if status.is_client_error() {
+            "client_error"
+        } else {
+            "success"
+        });
         Attempt::Done(resp)
     }
 
@@ -354,13 +384,21 @@ fn throttled(status: StatusCode, headers: &HeaderMap) -> Option<Option<Duration>
 
 /// The wait the upstream asks for: `Retry-After`, `RateLimit-Reset` or `X-RateLimit-Reset`.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(v) = text("retry-after") {
         if let Ok(secs) = v.parse::<u64>() {
             return Some(Duration::from_secs(secs));
         }
         if let Ok(at) = httpdate::parse_http_date(v) {
-            return Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO));
+            return Some(
+                at.duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO),
+            );
         }
     }
     if let Some(secs) = text("ratelimit-reset").and_then(|v| v.parse::<u64>().ok()) {
@@ -368,7 +406,10 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     }
     if let Some(epoch) = text("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok()) {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(epoch);
-        return Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO));
+        return Some(
+            at.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+        );
     }
     None
 }
@@ -398,15 +439,28 @@ mod tests {
         let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
         h.insert("retry-after", HeaderValue::from_str(&later).unwrap());
         let d = retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(110) && d <= Duration::from_secs(120), "{d:?}");
+        assert!(
+            d > Duration::from_secs(110) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
         let mut h = HeaderMap::new();
         h.insert("ratelimit-reset", HeaderValue::from_static("30"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(30)));
         let mut h = HeaderMap::new();
-        let epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + 60;
-        h.insert("x-ratelimit-reset", HeaderValue::from_str(&epoch.to_string()).unwrap());
+        let epoch = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 60;
+        h.insert(
+            "x-ratelimit-reset",
+            HeaderValue::from_str(&epoch.to_string()).unwrap(),
+        );
         let d = retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(55) && d <= Duration::from_secs(60), "{d:?}");
+        assert!(
+            d > Duration::from_secs(55) && d <= Duration::from_secs(60),
+            "{d:?}"
+        );
         assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 

@@ -14,7 +14,10 @@ use sre_config::{Config, RetryConfig, Upstream};
 use sre_supervision::{ChildSpec, Observer, RestartPolicy, SupervisorSpec};
 
 pub use breaker::{BreakerConfig, CircuitState};
-pub use circuit::{CircuitArgs, CircuitBoard, CircuitError, CircuitHandle, CircuitMsg, CircuitSnapshot, ProviderCircuit};
+pub use circuit::{
+    CircuitArgs, CircuitBoard, CircuitError, CircuitHandle, CircuitMsg, CircuitSnapshot,
+    ProviderCircuit,
+};
 pub use client::{CallPolicy, UpstreamClient, UpstreamError, CORRELATION_HEADER};
 pub use metrics::ProviderMetrics;
 
@@ -41,7 +44,12 @@ impl Providers {
     }
 
     /// One circuit per listed upstream.
-    pub fn from_upstreams(upstreams: Vec<Upstream>, breaker: BreakerConfig, retry: RetryConfig, metrics: ProviderMetrics) -> Self {
+    pub fn from_upstreams(
+        upstreams: Vec<Upstream>,
+        breaker: BreakerConfig,
+        retry: RetryConfig,
+        metrics: ProviderMetrics,
+    ) -> Self {
         let handles = upstreams
             .iter()
             .map(|u| (u.name.clone(), CircuitHandle::new(&u.name)))
@@ -60,8 +68,12 @@ impl Providers {
     pub fn supervisor(&self, policy: RestartPolicy, observer: Observer) -> SupervisorSpec {
         let mut spec = SupervisorSpec::new("providers", policy, observer);
         for (name, handle) in &self.handles {
-            let (handle, config, metrics, board) =
-                (handle.clone(), self.breaker.clone(), self.metrics.clone(), self.board.clone());
+            let (handle, config, metrics, board) = (
+                handle.clone(),
+                self.breaker.clone(),
+                self.metrics.clone(),
+                self.board.clone(),
+            );
             spec = spec.child(ChildSpec::actor(name.clone(), move || {
                 (
                     ProviderCircuit,

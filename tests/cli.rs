@@ -1,0 +1,218 @@
+//! The binary as operators use it: `check-config` on good and bad files, `run` with SIGTERM
+//! (readiness off, drain, clean exit) and a second signal (abort), and `status`.
+//! Synchronisation is on the program's own log lines, never on sleeps.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sre-integration");
+
+fn examples() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples"))
+}
+
+fn check_config(file: &Path, extra: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(file)
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap(), text)
+}
+
+#[test]
+fn check_config_accepts_the_production_example() {
+    let (code, out) = check_config(&examples().join("production.yaml"), &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("valid"), "{out}");
+    assert!(
+        out.contains("clusters [local, dev, staging, production]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("environments [local, dev, staging, production]"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_config_names_every_problem_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "kubernetes_integration:\n  enabled: true\n  poll_interval: often\n  clusters:\n    - name: dev\n      in_cluster: true\n      colour: red\npaging_integration:\n  enabled: true\n  pagerduty:\n    routing_key_ref: platform/pd\n  escalation:\n    business_hours:\n      timezone: Mars/Base\n",
+    )
+    .unwrap();
+    let (code, out) = check_config(&bad, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("kubernetes_integration.poll_interval: invalid value: string \"often\", expected a duration"), "{out}");
+    assert!(
+        out.contains("kubernetes_integration.clusters.0.colour: unknown key `colour`"),
+        "{out}"
+    );
+    assert!(out.contains("paging_integration.escalation.business_hours.timezone: unknown time zone \"Mars/Base\""), "{out}");
+    assert!(out.contains("3 problem(s) found"), "{out}");
+}
+
+#[test]
+fn check_config_names_a_missing_secret() {
+    let secrets = tempfile::tempdir().unwrap();
+    let jira = secrets.path().join("platform/jira-credentials");
+    std::fs::create_dir_all(&jira).unwrap();
+    std::fs::write(jira.join("email"), "sre@example.com").unwrap();
+    std::fs::write(jira.join("api_token"), "tok").unwrap();
+    let file = secrets.path().join("ticketing.yaml");
+    std::fs::write(
+        &file,
+        "ticketing_integration:\n  enabled: true\n  jira:\n    base_url: https://x.atlassian.net\n    project_key: SRE\n    secret_ref: platform/jira-credentials\n  github:\n    repo: org/sre-incidents\n    secret_ref: platform/github-token\n",
+    )
+    .unwrap();
+    let (code, out) = check_config(&file, &["--secrets-dir", secrets.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("ticketing_integration.github.secret_ref: secret platform/github-token has no key \"token\""), "{out}");
+    assert!(!out.contains("jira"), "the jira secret is there: {out}");
+    assert!(!out.contains("tok\n"), "secret values never print: {out}");
+}
+
+/// A running `sre-integration run` whose stdout lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+    addr: SocketAddr,
+}
+
+impl Running {
+    fn start(grace: &str) -> (Running, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: {grace}\n  drain_timeout: 5s\nobservability_integration:\n  enabled: true\n  alertmanager: {{}}\ntelemetry:\n  log_format: json\n"
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout: ChildStdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut r = Running {
+            child,
+            lines,
+            log: Vec::new(),
+            addr: "0.0.0.0:0".parse().unwrap(),
+        };
+        let line = r.wait_for("HTTP server listening");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        r.addr = v["fields"]["addr"].as_str().unwrap().parse().unwrap();
+        r.wait_for("supervision tree started");
+        (r, dir)
+    }
+
+    /// Blocks until a log line contains `needle` (the program's own signal, not a timer).
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| {
+                    panic!("no log line with {needle:?}; saw:\n{}", self.log.join("\n"))
+                });
+            self.log.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(sig)
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let code = resp.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[test]
+fn run_serves_then_sigterm_drains_and_exits_cleanly() {
+    let (mut r, _dir) = Running::start("2s");
+    assert_eq!(http_get(r.addr, "/readyz").0, 200);
+
+    let status = Command::new(BIN)
+        .args(["status", "--url", &format!("http://{}", r.addr)])
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{tree}");
+    assert!(tree.starts_with("root  running\n"), "{tree}");
+    assert!(tree.contains("└─ http  running"), "{tree}");
+
+    r.signal("-TERM");
+    r.wait_for("shutting down: readiness is false");
+    let (code, body) = http_get(r.addr, "/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("shutting down"), "{body}");
+    r.wait_for("\"stopped\"");
+    let exit = r.child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
+}
+
+#[test]
+fn a_second_signal_aborts() {
+    let (mut r, _dir) = Running::start("10m");
+    r.signal("-TERM");
+    r.wait_for("shutting down: readiness is false");
+    r.signal("-INT");
+    let exit = r.child.wait().unwrap();
+    assert_eq!(exit.code(), Some(130));
+}
+
+#[test]
+fn status_reports_an_unreachable_instance() {
+    let out = Command::new(BIN)
+        .args(["status", "--url", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot read http://127.0.0.1:9/v1/supervision"));
+}
