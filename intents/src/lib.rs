@@ -1,0 +1,14 @@
+//! The intent contract (DESIGN §3.1): every intent, whatever the sink, is one [`IntentRecord`]
+//! — topic, key, CloudEvents headers (Kafka binding, binary mode) and a JSON value.
+//!
+//! `ce_id` is derived from the idempotency key (UUIDv5), so a replay carries the same id and the
+//! domain can drop it.
+//!
+//! # Layout
+//! - [`record`]: the record and its headers.
+//! - [`alert`]: `IngestAlertRequested` and `CreateIncidentRequested` payloads.
+
+pub mod alert;
+pub mod record;
+
+pub use record::{ce_id, Header, IntentRecord, IntentType};
