@@ -4,27 +4,35 @@
 //! ```text
 //! root
 //! ├── providers   one ProviderCircuit per upstream (jira, github, ..., argocd:<env>, k8s:<cluster>)
-//! └── ingest      http (the HttpServer actor: webhooks and the operator endpoints)
+//! └── ingest      publisher (owns the sink) · dedup (windows) · router (alerts → intents)
+//!                 · http (the HttpServer actor: the webhook and the operator endpoints)
 //! ```
 //!
-//! Start order is the order above (circuits exist before anything that calls out; the listener
-//! opens last); shutdown runs in reverse, so the listener closes first and drains.
+//! Start order is the order above (circuits exist before anything that calls out; the sink is
+//! open and recovered before the dedup window is rebuilt from it; the listener opens last);
+//! shutdown runs in reverse, so the listener closes first and drains, and the sink closes last.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
 use ractor::{Actor, ActorRef};
+use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, Rebuild};
+use sre_actors::ingest::metrics::IngestMetrics;
+use sre_actors::ingest::publisher::{IntentPublisher, PublisherArgs, SinkSpec};
+use sre_actors::ingest::router::{AlertRouter, RouterArgs};
+use sre_actors::ingest::webhook::{Auth, Webhook, WebhookParts};
 use sre_actors::providers::{ProviderMetrics, Providers};
-use sre_config::{Config, RestartConfig, SecretStore};
+use sre_config::{AlertmanagerConfig, Config, RestartConfig, SecretStore, WebhookAuth};
+use sre_sink::embedded::LogOptions;
 use sre_supervision::{
-    ChildSpec, Observer, RestartPolicy, Supervisor, SupervisorMsg, SupervisorSpec,
+    ActorSlot, ChildSpec, Observer, Readiness, RestartPolicy, Supervisor, SupervisorMsg,
+    SupervisorSpec,
 };
 use tokio::sync::watch;
 
 use crate::http::server::{HttpServer, HttpServerArgs};
 use crate::http::{ops_router, OpsState};
-use crate::readiness::Readiness;
 
 /// Name of the root supervisor.
 pub const ROOT: &str = "root";
@@ -74,17 +82,30 @@ impl AppHandle {
         let mut registry = Registry::default();
         let observer = Observer::new(&mut registry);
         let providers = Providers::new(&config, ProviderMetrics::new(&mut registry));
-        let readiness = Readiness::default();
+        let ingest_metrics = IngestMetrics::new(&mut registry);
+        let readiness = Readiness::new(INGEST);
         report_missing_secrets(&config);
 
         let policy = restart_policy(&config.supervision.restart);
+        let mut ingest = SupervisorSpec::new(INGEST, policy.clone(), observer.clone());
+        let mut webhook_routes = None;
+        if let Some(am) = config.alertmanager() {
+            let (children, routes) = alert_path(&config, &am, &ingest_metrics, &readiness);
+            for c in children {
+                ingest = ingest.child(c);
+            }
+            webhook_routes = Some(routes);
+        }
         let ops = OpsState {
             registry: Arc::new(registry),
             observer: observer.clone(),
             circuits: providers.board().clone(),
             readiness: readiness.clone(),
         };
-        let router = ops_router(ops);
+        let mut router = ops_router(ops);
+        if let Some(routes) = webhook_routes {
+            router = router.merge(routes);
+        }
         let (bound_tx, bound) = watch::channel(None);
         let http_args = HttpServerArgs {
             listen: config.server.listen,
@@ -92,11 +113,9 @@ impl AppHandle {
             bound: bound_tx,
             drain_timeout: config.server.drain_timeout,
         };
-        let ingest =
-            SupervisorSpec::new(INGEST, policy.clone(), observer.clone())
-                .child(ChildSpec::actor("http", move || {
-                    (HttpServer, http_args.clone())
-                }));
+        let ingest = ingest.child(ChildSpec::actor("http", move || {
+            (HttpServer, http_args.clone())
+        }));
         let root = SupervisorSpec::new(ROOT, policy.clone(), observer.clone())
             .child(ChildSpec::supervisor(
                 providers.supervisor(policy.clone(), observer.clone()),
@@ -179,4 +198,108 @@ fn report_missing_secrets(config: &Config) {
             tracing::error!(key = %e.path, reason = %e.message, "secret missing: the integration that needs it cannot work until it is mounted");
         }
     }
+}
+
+/// The alert path's actors (publisher, dedup, router) and the webhook route.
+fn alert_path(
+    config: &Config,
+    am: &AlertmanagerConfig,
+    metrics: &IngestMetrics,
+    readiness: &Readiness,
+) -> (Vec<ChildSpec>, axum::Router) {
+    let dir = config.intents.embedded.data_dir.join(&config.intents.topic);
+    let sink = SinkSpec::Embedded {
+        dir: dir.clone(),
+        options: LogOptions {
+            segment_bytes: config.intents.embedded.segment_bytes,
+            retention_age: config.intents.embedded.retention_age,
+            retention_bytes: config.intents.embedded.retention_bytes,
+        },
+    };
+    let publisher_args = PublisherArgs {
+        sink,
+        slot: ActorSlot::default(),
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
+    };
+    let router_args = RouterArgs {
+        topic: config.intents.topic.clone(),
+        source: format!("{}/alertmanager", config.intents.source),
+        auto_create: am.auto_create_incident.clone(),
+        slot: ActorSlot::default(),
+    };
+    let dedup_slot: ActorSlot<DedupMsg> = ActorSlot::default();
+    let rebuild: Rebuild = std::sync::Arc::new(move |window| {
+        let since = std::time::SystemTime::now()
+            .checked_sub(window)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as u64);
+        let records = sre_sink::embedded::read_since(&dir, since).map_err(|e| e.to_string())?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| {
+                r.header("idempotency_key")
+                    .map(|k| (k.to_owned(), r.timestamp))
+            })
+            .collect())
+    });
+    let (window, dedup_metrics) = (am.idempotency.dedup_window, metrics.clone());
+    let (slot, rebuild_fn) = (dedup_slot.clone(), rebuild.clone());
+    let children = vec![
+        ChildSpec::actor("publisher", {
+            let a = publisher_args.clone();
+            move || (IntentPublisher, a.clone())
+        }),
+        ChildSpec::actor("dedup", move || {
+            (
+                Dedup,
+                DedupArgs {
+                    window,
+                    slot: slot.clone(),
+                    rebuild: rebuild_fn.clone(),
+                    metrics: dedup_metrics.clone(),
+                },
+            )
+        }),
+        ChildSpec::actor("router", {
+            let a = router_args.clone();
+            move || (AlertRouter, a.clone())
+        }),
+    ];
+    let auth = webhook_auth(config, &am.auth, readiness);
+    let webhook = Webhook::new(WebhookParts {
+        auth,
+        key_source: am.idempotency.key_source,
+        publish_timeout: config.intents.publish_timeout,
+        dedup: dedup_slot,
+        router: router_args.slot,
+        publisher: publisher_args.slot,
+        metrics: metrics.clone(),
+    });
+    (
+        children,
+        webhook.router(&am.webhook_path, am.max_body_bytes),
+    )
+}
+
+/// Reads the webhook's credentials; a missing secret makes the webhook answer 503 with the
+/// reason (never lets requests in unauthenticated) and holds readiness.
+fn webhook_auth(config: &Config, auth: &WebhookAuth, readiness: &Readiness) -> Auth {
+    let store = SecretStore::new(&config.secrets.dir);
+    let resolved = match auth {
+        WebhookAuth::None => Ok(Auth::None),
+        WebhookAuth::Bearer { secret_ref } => store.read(secret_ref, "token").map(Auth::Bearer),
+        WebhookAuth::Basic { secret_ref } => {
+            store.read(secret_ref, "username").and_then(|username| {
+                store
+                    .read(secret_ref, "password")
+                    .map(|password| Auth::Basic { username, password })
+            })
+        }
+    };
+    resolved.unwrap_or_else(|e| {
+        let why = e.to_string();
+        readiness.set_condition("webhook credentials", Some(why.clone()));
+        Auth::Unavailable(why)
+    })
 }

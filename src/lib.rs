@@ -6,11 +6,9 @@
 //! - [`cli`]: `run`, `check-config`, `status`.
 //! - [`app`]: builds, starts and stops the tree.
 //! - [`http`]: operator endpoints and the `HttpServer` actor.
-//! - [`readiness`]: when the pod takes traffic.
 //! - [`telemetry`]: logs and OTLP traces.
 
 pub mod app;
 pub mod cli;
 pub mod http;
-pub mod readiness;
 pub mod telemetry;

@@ -58,6 +58,10 @@ pub struct IntentsConfig {
     /// Which sink is used.
     #[serde(default)]
     pub sink: SinkKind,
+    /// Longest a webhook waits for its intents to become durable before answering 503 (the
+    /// write still completes, and AlertManager's retry then finds it).
+    #[serde(default = "default_publish_timeout", with = "humantime_serde")]
+    pub publish_timeout: Duration,
     /// Embedded log settings.
     #[serde(default)]
     pub embedded: EmbeddedSink,
@@ -72,6 +76,7 @@ impl Default for IntentsConfig {
             topic: default_intents_topic(),
             source: default_source(),
             sink: SinkKind::default(),
+            publish_timeout: default_publish_timeout(),
             embedded: EmbeddedSink::default(),
             kafka: KafkaConfig::default(),
         }
@@ -80,6 +85,9 @@ impl Default for IntentsConfig {
 
 fn default_intents_topic() -> String {
     "sre.domain.intents.v1".into()
+}
+fn default_publish_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 fn default_source() -> String {
     "sre-integration".into()

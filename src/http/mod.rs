@@ -20,7 +20,7 @@ use prometheus_client::registry::Registry;
 use sre_actors::providers::CircuitBoard;
 use sre_supervision::Observer;
 
-use crate::readiness::Readiness;
+use sre_supervision::Readiness;
 
 /// What the operator endpoints read.
 #[derive(Clone)]

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
+use sre_supervision::ActorSlot;
 use tokio::time::Instant;
 
 use super::breaker::{Breaker, BreakerConfig, CircuitState, Permit, Rejected};
@@ -105,7 +106,7 @@ pub enum CircuitError {
 #[derive(Clone, Debug)]
 pub struct CircuitHandle {
     name: Arc<str>,
-    slot: Arc<RwLock<Option<ActorRef<CircuitMsg>>>>,
+    slot: ActorSlot<CircuitMsg>,
 }
 
 impl CircuitHandle {
@@ -113,7 +114,7 @@ impl CircuitHandle {
     pub fn new(name: &str) -> Self {
         CircuitHandle {
             name: name.into(),
-            slot: Arc::default(),
+            slot: ActorSlot::default(),
         }
     }
 
@@ -123,7 +124,7 @@ impl CircuitHandle {
     }
 
     fn current(&self) -> Option<ActorRef<CircuitMsg>> {
-        self.slot.read().expect("slot lock").clone()
+        self.slot.get()
     }
 
     /// Asks for permission to make a call.
@@ -161,7 +162,7 @@ impl Actor for ProviderCircuit {
         args: CircuitArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let name = args.handle.name().to_owned();
-        *args.handle.slot.write().expect("slot lock") = Some(myself);
+        args.handle.slot.publish(myself);
         let state = CircuitActorState {
             name,
             breaker: Breaker::new(args.config),
@@ -178,10 +179,7 @@ impl Actor for ProviderCircuit {
         myself: ActorRef<CircuitMsg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let mut slot = state.handle.slot.write().expect("slot lock");
-        if slot.as_ref().is_some_and(|a| a.get_id() == myself.get_id()) {
-            *slot = None;
-        }
+        state.handle.slot.clear(&myself);
         Ok(())
     }
 

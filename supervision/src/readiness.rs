@@ -1,5 +1,5 @@
-//! Readiness: whether the pod should receive webhooks. Ready once the supervision tree has
-//! started, while not draining for shutdown, while every child of the `ingest` supervisor runs,
+//! Readiness: whether the process should receive traffic. Ready once the supervision tree has
+//! started, while not draining for shutdown, while every child of the critical supervisor runs,
 //! and while no component has reported a blocking condition (for example a sink outage).
 
 use std::collections::BTreeMap;
@@ -7,13 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
-use sre_supervision::{ChildState, Observer};
 
-/// The supervisor whose children must all run for the pod to be ready.
-pub const CRITICAL_SUPERVISOR: &str = "ingest";
+use crate::observer::{ChildState, ChildStatus, Observer};
 
 #[derive(Debug, Default)]
 struct Inner {
+    critical: RwLock<String>,
     started: AtomicBool,
     draining: AtomicBool,
     conditions: RwLock<BTreeMap<String, String>>,
@@ -35,10 +34,17 @@ pub struct ReadinessReport {
     /// Why not ready, one line per reason.
     pub reasons: Vec<String>,
     /// Every supervised child and its state.
-    pub children: Vec<sre_supervision::ChildStatus>,
+    pub children: Vec<ChildStatus>,
 }
 
 impl Readiness {
+    /// Readiness that requires every child of `critical_supervisor` to run.
+    pub fn new(critical_supervisor: &str) -> Self {
+        let r = Readiness::default();
+        *r.0.critical.write().expect("critical lock") = critical_supervisor.to_owned();
+        r
+    }
+
     /// The tree has started.
     pub fn mark_started(&self) {
         self.0.started.store(true, Ordering::SeqCst);
@@ -61,6 +67,7 @@ impl Readiness {
         let started = self.0.started.load(Ordering::SeqCst);
         let draining = self.0.draining.load(Ordering::SeqCst);
         let children = observer.snapshot();
+        let critical = self.0.critical.read().expect("critical lock").clone();
         let mut reasons = Vec::new();
         if !started {
             reasons.push("supervision tree still starting".to_owned());
@@ -70,7 +77,7 @@ impl Readiness {
         }
         for c in children
             .iter()
-            .filter(|c| c.supervisor == CRITICAL_SUPERVISOR && c.state != ChildState::Running)
+            .filter(|c| c.supervisor == critical && c.state != ChildState::Running)
         {
             reasons.push(format!(
                 "{}/{} is {}",

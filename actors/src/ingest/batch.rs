@@ -1,0 +1,77 @@
+//! One webhook request, prepared once on the request's task (in parallel with other requests)
+//! so the actors only look things up: each alert's fingerprint, idempotency key, window hash
+//! and severity.
+
+use sre_config::{KeySource, Severity};
+
+use super::dedup::key_hash;
+use super::fingerprint::fingerprint_hex;
+use super::payload::WebhookPayload;
+use super::severity::severity;
+
+/// What the pipeline knows about one alert.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The payload's fingerprint, or the one computed from the labels.
+    pub fingerprint: String,
+    /// `am:<fingerprint>:<status>:<startsAt>`.
+    pub idempotency_key: String,
+    /// Window key.
+    pub hash: u64,
+    /// Normalised severity.
+    pub severity: Severity,
+    /// False when an earlier alert of the same request has the same idempotency key.
+    pub first: bool,
+}
+
+/// A validated request and its prepared alerts.
+#[derive(Debug)]
+pub struct AlertBatch {
+    /// The payload.
+    pub payload: WebhookPayload,
+    /// One entry per `payload.alerts` entry, same order.
+    pub alerts: Vec<Prepared>,
+    /// Ties the intents to the request (`x-correlation-id` when the sender set one).
+    pub correlation_id: String,
+    /// W3C trace context of the request, carried into the intents.
+    pub traceparent: Option<String>,
+    /// When it arrived (RFC 3339).
+    pub received_at: String,
+}
+
+impl AlertBatch {
+    /// Prepares every alert.
+    pub fn prepare(
+        payload: WebhookPayload,
+        key_source: KeySource,
+        correlation_id: String,
+        traceparent: Option<String>,
+    ) -> AlertBatch {
+        let mut alerts: Vec<Prepared> = Vec::with_capacity(payload.alerts.len());
+        for a in &payload.alerts {
+            let fingerprint = match (&a.fingerprint, key_source) {
+                (Some(fp), KeySource::Fingerprint) => fp.to_ascii_lowercase(),
+                _ => fingerprint_hex(&a.labels),
+            };
+            let idempotency_key = format!("am:{fingerprint}:{}:{}", a.status, a.starts_at);
+            let hash = key_hash(&idempotency_key);
+            let first = !alerts
+                .iter()
+                .any(|p| p.hash == hash && p.idempotency_key == idempotency_key);
+            alerts.push(Prepared {
+                fingerprint,
+                idempotency_key,
+                hash,
+                severity: severity(&a.labels),
+                first,
+            });
+        }
+        AlertBatch {
+            payload,
+            alerts,
+            correlation_id,
+            traceparent,
+            received_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! `POST /webhooks/alertmanager` (the path is configurable): authenticate, validate, prepare,
+//! then the delivery semantics of DESIGN §3.2 —
+//!
+//! 1. claim every distinct idempotency key at the `Dedup` actor;
+//! 2. translate the fresh ones (`AlertRouter`) and publish them (`IntentPublisher`) on a task
+//!    of their own, which settles the claims with the real outcome even if the client hangs up;
+//! 3. answer `200` only when every fresh intent is durable and every key another request was
+//!    publishing became durable too; otherwise `503` with `Retry-After`, and nothing is
+//!    recorded in the window, so AlertManager's retry is accepted as new.
+//!
+//! Errors are JSON: `{"error": "...", "field": "alerts[0].startsAt"}` with 400 (bad payload),
+//! 401 (credentials), 413 (body too large), 415 (not JSON), 503 (sink or actors unavailable).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine;
+use prometheus_client::metrics::counter::Counter;
+use serde_json::json;
+use sre_config::{KeySource, SecretString};
+use sre_supervision::ActorSlot;
+
+use super::batch::AlertBatch;
+use super::dedup::{Claim, DedupMsg};
+use super::metrics::IngestMetrics;
+use super::payload;
+use super::publisher::PublisherMsg;
+use super::router::RouterMsg;
+
+/// The `webhook` metric label.
+const WEBHOOK: &str = "alertmanager";
+/// How long AlertManager is asked to wait before retrying after a 503.
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// Expected credentials.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    /// Anyone may post.
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer(SecretString),
+    /// `Authorization: Basic base64(user:password)`.
+    Basic {
+        /// User.
+        username: SecretString,
+        /// Password.
+        password: SecretString,
+    },
+    /// Credentials are configured but could not be read: every request gets 503 with this
+    /// reason rather than being let in unauthenticated.
+    Unavailable(String),
+}
+
+impl Auth {
+    /// The `Authorization` value that is accepted, if any is required.
+    fn expected(&self) -> Option<(&'static str, SecretString)> {
+        match self {
+            Auth::None | Auth::Unavailable(_) => None,
+            Auth::Bearer(t) => Some(("bearer", t.clone())),
+            Auth::Basic { username, password } => Some((
+                "basic",
+                SecretString::new(base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{}:{}",
+                    username.expose(),
+                    password.expose()
+                ))),
+            )),
+        }
+    }
+}
+
+/// Compares without leaking where the first difference is.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Counters for the statuses the handler answers, created once.
+struct Counters {
+    by_code: Vec<(u16, Counter)>,
+    firing: Counter,
+    resolved: Counter,
+}
+
+struct Inner {
+    expected: Option<(&'static str, SecretString)>,
+    unavailable: Option<String>,
+    key_source: KeySource,
+    publish_timeout: Duration,
+    dedup: ActorSlot<DedupMsg>,
+    router: ActorSlot<RouterMsg>,
+    publisher: ActorSlot<PublisherMsg>,
+    counters: Counters,
+}
+
+/// The webhook's shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct Webhook(Arc<Inner>);
+
+/// How the webhook is set up.
+pub struct WebhookParts {
+    /// Credentials.
+    pub auth: Auth,
+    /// Fingerprint source.
+    pub key_source: KeySource,
+    /// Longest wait for durability before a 503.
+    pub publish_timeout: Duration,
+    /// The dedup actor.
+    pub dedup: ActorSlot<DedupMsg>,
+    /// The router actor.
+    pub router: ActorSlot<RouterMsg>,
+    /// The publisher actor.
+    pub publisher: ActorSlot<PublisherMsg>,
+    /// Metrics.
+    pub metrics: IngestMetrics,
+}
+
+/// Why a request could not be accepted.
+#[derive(Debug)]
+struct Rejection {
+    status: StatusCode,
+    error: String,
+    field: Option<String>,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        Rejection {
+            status,
+            error: error.into(),
+            field: None,
+        }
+    }
+}
+
+impl Webhook {
+    /// Builds the handler state.
+    pub fn new(p: WebhookParts) -> Self {
+        let codes = [200u16, 400, 401, 413, 415, 503];
+        let unavailable = match &p.auth {
+            Auth::Unavailable(why) => Some(why.clone()),
+            _ => None,
+        };
+        Webhook(Arc::new(Inner {
+            expected: p.auth.expected(),
+            unavailable,
+            key_source: p.key_source,
+            publish_timeout: p.publish_timeout,
+            dedup: p.dedup,
+            router: p.router,
+            publisher: p.publisher,
+            counters: Counters {
+                by_code: codes
+                    .iter()
+                    .map(|c| (*c, p.metrics.request(WEBHOOK, *c)))
+                    .collect(),
+                firing: p.metrics.alert(WEBHOOK, "firing"),
+                resolved: p.metrics.alert(WEBHOOK, "resolved"),
+            },
+        }))
+    }
+
+    /// The route, with the body limit.
+    pub fn router(self, path: &str, max_body_bytes: usize) -> Router {
+        Router::new()
+            .route(path, post(handle))
+            .layer(DefaultBodyLimit::max(max_body_bytes))
+            .with_state(self)
+    }
+
+    fn count(&self, status: StatusCode) {
+        if let Some((_, c)) = self
+            .0
+            .counters
+            .by_code
+            .iter()
+            .find(|(code, _)| *code == status.as_u16())
+        {
+            c.inc();
+        }
+    }
+
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+        if let Some(why) = &self.0.unavailable {
+            return Err(Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("webhook credentials unavailable: {why}"),
+            ));
+        }
+        let Some((scheme, secret)) = &self.0.expected else {
+            return Ok(());
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let ok = given.split_once(' ').is_some_and(|(s, cred)| {
+            s.eq_ignore_ascii_case(scheme)
+                && constant_time_eq(cred.trim().as_bytes(), secret.expose().as_bytes())
+        });
+        if ok {
+            Ok(())
+        } else {
+            let why = if given.is_empty() {
+                "missing credentials"
+            } else {
+                "invalid credentials"
+            };
+            Err(Rejection::new(StatusCode::UNAUTHORIZED, why))
+        }
+    }
+
+    async fn accept(
+        &self,
+        headers: &HeaderMap,
+        body: Result<Bytes, BytesRejection>,
+    ) -> Result<serde_json::Value, Rejection> {
+        self.authorize(headers)?;
+        let body = body.map_err(|r| Rejection::new(r.status(), r.body_text()))?;
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(Rejection::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected Content-Type: application/json",
+            ));
+        }
+        let payload = payload::parse(&body).map_err(|e| Rejection {
+            status: StatusCode::BAD_REQUEST,
+            error: e.reason,
+            field: (!e.field.is_empty()).then_some(e.field),
+        })?;
+        for a in &payload.alerts {
+            if a.status == "firing" {
+                self.0.counters.firing.inc();
+            } else {
+                self.0.counters.resolved.inc();
+            }
+        }
+        let correlation_id = headers
+            .get("x-correlation-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        let traceparent = headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let batch = Arc::new(AlertBatch::prepare(
+            payload,
+            self.0.key_source,
+            correlation_id,
+            traceparent,
+        ));
+        self.ingest(batch).await
+    }
+
+    /// Claims, publishes and waits, as the module documentation describes.
+    async fn ingest(&self, batch: Arc<AlertBatch>) -> Result<serde_json::Value, Rejection> {
+        let unavailable = |what: &str| {
+            Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{what} unavailable; retry"),
+            )
+        };
+        let firsts: Vec<usize> = (0..batch.alerts.len())
+            .filter(|i| batch.alerts[*i].first)
+            .collect();
+        if firsts.is_empty() {
+            return Ok(
+                json!({"status": "ok", "alerts": batch.alerts.len(), "published": 0, "duplicates": 0}),
+            );
+        }
+        let dedup = self
+            .0
+            .dedup
+            .get()
+            .ok_or_else(|| unavailable("deduplication"))?;
+        let keys = firsts.iter().map(|i| batch.alerts[*i].hash).collect();
+        let claims = ractor::call!(dedup, DedupMsg::Claim, keys)
+            .map_err(|_| unavailable("deduplication"))?;
+
+        let mut fresh = Vec::new();
+        let mut pending = Vec::new();
+        let mut duplicates = 0usize;
+        for (i, claim) in firsts.iter().zip(claims) {
+            match claim {
+                Claim::Fresh => fresh.push(*i),
+                Claim::Duplicate => duplicates += 1,
+                Claim::Pending(rx) => pending.push(rx),
+            }
+        }
+        let published = fresh.len();
+        let deadline = tokio::time::Instant::now() + self.0.publish_timeout;
+        if !fresh.is_empty() {
+            let task = tokio::spawn(publish(self.0.clone(), dedup, batch.clone(), fresh));
+            match tokio::time::timeout_at(deadline, task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(why))) => {
+                    return Err(Rejection::new(StatusCode::SERVICE_UNAVAILABLE, why))
+                }
+                Ok(Err(join)) => {
+                    return Err(Rejection::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("publish task failed: {join}"),
+                    ))
+                }
+                Err(_) => {
+                    return Err(Rejection::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "intents not durable in time; retry",
+                    ))
+                }
+            }
+        }
+        for rx in pending {
+            match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(true)) => duplicates += 1,
+                _ => {
+                    return Err(Rejection::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "a concurrent delivery of the same alert failed; retry",
+                    ))
+                }
+            }
+        }
+        Ok(
+            json!({"status": "ok", "alerts": batch.alerts.len(), "published": published, "duplicates": duplicates}),
+        )
+    }
+}
+
+/// Translate, publish, settle. Runs on its own task so the claims are settled with the real
+/// outcome whatever happens to the request.
+async fn publish(
+    inner: Arc<Inner>,
+    dedup: ractor::ActorRef<DedupMsg>,
+    batch: Arc<AlertBatch>,
+    fresh: Vec<usize>,
+) -> Result<(), String> {
+    let keys: Vec<u64> = fresh.iter().map(|i| batch.alerts[*i].hash).collect();
+    let result = async {
+        let router = inner
+            .router
+            .get()
+            .ok_or("alert router unavailable; retry")?;
+        let records = ractor::call!(router, RouterMsg::Translate, batch.clone(), fresh)
+            .map_err(|_| "alert router unavailable; retry".to_string())?
+            .map_err(|e| format!("cannot translate alerts: {e}"))?;
+        let publisher = inner
+            .publisher
+            .get()
+            .ok_or("intent sink unavailable; retry")?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        publisher
+            .cast(PublisherMsg::Publish(records, tx))
+            .map_err(|_| "intent sink unavailable; retry".to_string())?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("intent sink failed: {e}; retry")),
+            Err(_) => Err("intent sink stopped; retry".to_string()),
+        }
+    }
+    .await;
+    if let Err(e) = &result {
+        tracing::warn!(correlation_id = %batch.correlation_id, error = %e, "alerts not published");
+    }
+    // If the dedup actor restarted meanwhile, its rebuilt window comes from the sink anyway.
+    let _ = dedup.cast(DedupMsg::Settle {
+        keys,
+        durable: result.is_ok(),
+    });
+    result
+}
+
+async fn handle(
+    State(w): State<Webhook>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let response = match w.accept(&headers, body).await {
+        Ok(summary) => (StatusCode::OK, Json(summary)).into_response(),
+        Err(r) => {
+            let mut body = json!({"error": r.error});
+            if let Some(f) = r.field {
+                body["field"] = f.into();
+            }
+            let mut resp = (r.status, Json(body)).into_response();
+            if r.status == StatusCode::SERVICE_UNAVAILABLE {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            if r.status == StatusCode::UNAUTHORIZED {
+                let scheme = match w.0.expected.as_ref().map(|e| e.0) {
+                    Some("basic") => "Basic realm=\"sre-integration\"",
+                    _ => "Bearer",
+                };
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(scheme));
+            }
+            resp
+        }
+    };
+    w.count(response.status());
+    response
+}
