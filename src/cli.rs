@@ -34,11 +34,37 @@ pub enum Command {
         #[arg(long)]
         secrets_dir: Option<PathBuf>,
     },
+    /// Read the intents the embedded sink holds.
+    Intents {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: IntentsCommand,
+    },
     /// Print the live supervision tree of a running instance.
     Status {
         /// Base URL of the instance.
         #[arg(long, env = "SRE_STATUS_URL", default_value = "http://127.0.0.1:8080")]
         url: String,
+    },
+}
+
+/// `intents` verbs.
+#[derive(Debug, Subcommand)]
+pub enum IntentsCommand {
+    /// Print the last records of the embedded log, one JSON object per line.
+    Tail {
+        /// Configuration file (for `intents.embedded.data_dir` and `intents.topic`).
+        #[arg(long, short, env = "SRE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Keep printing records as they are appended.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only records of this intent type (`IngestAlertRequested`, ...).
+        #[arg(long = "type", short = 't')]
+        kind: Option<String>,
+        /// How many of the existing records to print first.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: usize,
     },
 }
 
@@ -186,5 +212,73 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("SIGINT received"),
         () = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// `intents tail`.
+pub async fn intents_tail(
+    config: Option<&PathBuf>,
+    follow: bool,
+    kind: Option<&str>,
+    lines: usize,
+) -> ExitCode {
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(errors) => {
+            print_errors(&errors);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Some(k) = kind {
+        if sre_intents::IntentType::parse(k).is_none() {
+            eprintln!("error: unknown intent type {k:?}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
+    let dir = config.intents.embedded.data_dir.join(&config.intents.topic);
+    let wanted =
+        |r: &sre_sink::stored::StoredRecord| kind.is_none_or(|k| r.header("ce_type") == Some(k));
+    // A closed pipe (`| head`) ends the command quietly.
+    let print = |r: &sre_sink::stored::StoredRecord| {
+        use std::io::Write;
+        let line = serde_json::to_string(r).unwrap_or_default();
+        writeln!(std::io::stdout().lock(), "{line}").is_ok()
+    };
+    let existing = match sre_sink::embedded::read_all(&dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let matching: Vec<_> = existing.iter().filter(|r| wanted(r)).collect();
+    for r in &matching[matching.len().saturating_sub(lines)..] {
+        if !print(r) {
+            return ExitCode::SUCCESS;
+        }
+    }
+    if !follow {
+        return ExitCode::SUCCESS;
+    }
+    let mut segment = sre_sink::embedded::segments(&dir)
+        .ok()
+        .and_then(|s| s.last().map(|(_, p)| p.clone()));
+    let mut position = segment
+        .as_ref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map_or(0, |m| m.len());
+    loop {
+        match sre_sink::embedded::follow(&dir, &mut segment, &mut position) {
+            Ok(records) => {
+                if !records.iter().filter(|r| wanted(r)).all(print) {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            Err(e) => {
+                eprintln!("error: cannot follow {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sre_integration::cli::{self, Cli, Command};
+use sre_integration::cli::{self, Cli, Command, IntentsCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -13,6 +13,20 @@ fn main() -> ExitCode {
         }
         Command::Run { config } => runtime().block_on(cli::run(config.as_ref())),
         Command::Status { url } => runtime().block_on(cli::status(&url)),
+        Command::Intents {
+            command:
+                IntentsCommand::Tail {
+                    config,
+                    follow,
+                    kind,
+                    lines,
+                },
+        } => runtime().block_on(cli::intents_tail(
+            config.as_ref(),
+            follow,
+            kind.as_deref(),
+            lines,
+        )),
     }
 }
 

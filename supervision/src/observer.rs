@@ -174,10 +174,22 @@ pub enum SupervisionEvent<'a> {
 }
 
 /// Records supervision events: logs, metrics and the live tree. Cheap to clone.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Observer {
     metrics: SupervisionMetrics,
     tree: Arc<RwLock<BTreeMap<(String, String), ChildStatus>>>,
+    /// Bumped on every change, so waiters wake on events instead of polling.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for Observer {
+    fn default() -> Self {
+        Observer {
+            metrics: SupervisionMetrics::default(),
+            tree: Arc::default(),
+            changes: Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -211,7 +223,25 @@ impl Observer {
             .cloned()
     }
 
+    /// Waits until `done` holds for the tree (checked now and after every change).
+    pub async fn wait_until(&self, done: impl Fn(&[ChildStatus]) -> bool) {
+        let mut rx = self.changes.subscribe();
+        loop {
+            if done(&self.snapshot()) {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     fn update(&self, supervisor: &str, child: &str, f: impl FnOnce(&mut ChildStatus)) {
+        self.update_tree(supervisor, child, f);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    fn update_tree(&self, supervisor: &str, child: &str, f: impl FnOnce(&mut ChildStatus)) {
         let mut tree = self.tree.write().expect("tree lock");
         let entry = tree
             .entry((supervisor.to_owned(), child.to_owned()))
