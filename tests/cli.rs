@@ -2,13 +2,14 @@
 //! (readiness off, drain, clean exit) and a second signal (abort), and `status`.
 //! Synchronisation is on the program's own log lines, never on sleeps.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sre-integration");
+use common::process::{Running, BIN};
 
 fn examples() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples"))
@@ -84,79 +85,19 @@ fn check_config_names_a_missing_secret() {
     assert!(!out.contains("tok\n"), "secret values never print: {out}");
 }
 
-/// A running `sre-integration run` whose stdout lines arrive on a channel.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-    addr: SocketAddr,
-}
-
-impl Running {
-    fn start(grace: &str) -> (Running, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("c.yaml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: {grace}\n  drain_timeout: 5s\nobservability_integration:\n  enabled: true\n  alertmanager: {{}}\ntelemetry:\n  log_format: json\n"
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout: ChildStdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut r = Running {
-            child,
-            lines,
-            log: Vec::new(),
-            addr: "0.0.0.0:0".parse().unwrap(),
-        };
-        let line = r.wait_for("HTTP server listening");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        r.addr = v["fields"]["addr"].as_str().unwrap().parse().unwrap();
-        r.wait_for("supervision tree started");
-        (r, dir)
-    }
-
-    /// Blocks until a log line contains `needle` (the program's own signal, not a timer).
-    fn wait_for(&mut self, needle: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(std::time::Duration::from_secs(60))
-                .unwrap_or_else(|_| {
-                    panic!("no log line with {needle:?}; saw:\n{}", self.log.join("\n"))
-                });
-            self.log.push(line.clone());
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(sig)
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
+/// Starts `run` with a configuration whose shutdown grace is `grace`.
+fn start(grace: &str) -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: {grace}\n  drain_timeout: 5s\nintents:\n  embedded:\n    data_dir: {}\nobservability_integration:\n  enabled: true\n  alertmanager: {{}}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    (Running::start(&cfg), dir)
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -174,7 +115,7 @@ fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 #[test]
 fn run_serves_then_sigterm_drains_and_exits_cleanly() {
-    let (mut r, _dir) = Running::start("2s");
+    let (mut r, _dir) = start("2s");
     assert_eq!(http_get(r.addr, "/readyz").0, 200);
 
     let status = Command::new(BIN)
@@ -184,7 +125,8 @@ fn run_serves_then_sigterm_drains_and_exits_cleanly() {
     let tree = String::from_utf8_lossy(&status.stdout);
     assert!(status.status.success(), "{tree}");
     assert!(tree.starts_with("root  running\n"), "{tree}");
-    assert!(tree.contains("└─ http  running"), "{tree}");
+    assert!(tree.contains("─ http  running"), "{tree}");
+    assert!(tree.contains("─ publisher  running"), "{tree}");
 
     r.signal("-TERM");
     r.wait_for("shutting down: readiness is false");
@@ -198,7 +140,7 @@ fn run_serves_then_sigterm_drains_and_exits_cleanly() {
 
 #[test]
 fn a_second_signal_aborts() {
-    let (mut r, _dir) = Running::start("10m");
+    let (mut r, _dir) = start("10m");
     r.signal("-TERM");
     r.wait_for("shutting down: readiness is false");
     r.signal("-INT");

@@ -2,6 +2,8 @@
 //! (data, secrets), HTTP helpers, and the embedded log's contents.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -79,7 +81,8 @@ pub async fn post_with(
     )
 }
 
-fn client() -> reqwest::Client {
+/// A shared HTTP client (rustls provider installed).
+pub fn client() -> reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     CLIENT
         .get_or_init(|| {
