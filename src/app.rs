@@ -23,8 +23,9 @@ use sre_actors::ingest::publisher::{IntentPublisher, PublisherArgs, SinkSpec};
 use sre_actors::ingest::router::{AlertRouter, RouterArgs};
 use sre_actors::ingest::webhook::{Auth, Webhook, WebhookParts};
 use sre_actors::providers::{ProviderMetrics, Providers};
-use sre_config::{AlertmanagerConfig, Config, RestartConfig, SecretStore, WebhookAuth};
+use sre_config::{AlertmanagerConfig, Config, RestartConfig, SecretStore, SinkKind, WebhookAuth};
 use sre_sink::embedded::LogOptions;
+use sre_sink::kafka::KafkaOptions;
 use sre_supervision::{
     ActorSlot, ChildSpec, Observer, Readiness, RestartPolicy, Supervisor, SupervisorMsg,
     SupervisorSpec,
@@ -207,15 +208,7 @@ fn alert_path(
     metrics: &IngestMetrics,
     readiness: &Readiness,
 ) -> (Vec<ChildSpec>, axum::Router) {
-    let dir = config.intents.embedded.data_dir.join(&config.intents.topic);
-    let sink = SinkSpec::Embedded {
-        dir: dir.clone(),
-        options: LogOptions {
-            segment_bytes: config.intents.embedded.segment_bytes,
-            retention_age: config.intents.embedded.retention_age,
-            retention_bytes: config.intents.embedded.retention_bytes,
-        },
-    };
+    let (sink, rebuild) = sink(config);
     let publisher_args = PublisherArgs {
         sink,
         slot: ActorSlot::default(),
@@ -229,20 +222,6 @@ fn alert_path(
         slot: ActorSlot::default(),
     };
     let dedup_slot: ActorSlot<DedupMsg> = ActorSlot::default();
-    let rebuild: Rebuild = std::sync::Arc::new(move |window| {
-        let since = std::time::SystemTime::now()
-            .checked_sub(window)
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_millis() as u64);
-        let records = sre_sink::embedded::read_since(&dir, since).map_err(|e| e.to_string())?;
-        Ok(records
-            .into_iter()
-            .filter_map(|r| {
-                r.header("idempotency_key")
-                    .map(|k| (k.to_owned(), r.timestamp))
-            })
-            .collect())
-    });
     let (window, dedup_metrics) = (am.idempotency.dedup_window, metrics.clone());
     let (slot, rebuild_fn) = (dedup_slot.clone(), rebuild.clone());
     let children = vec![
@@ -302,4 +281,55 @@ fn webhook_auth(config: &Config, auth: &WebhookAuth, readiness: &Readiness) -> A
         readiness.set_condition("webhook credentials", Some(why.clone()));
         Auth::Unavailable(why)
     })
+}
+
+/// The configured sink, and how the dedup window is rebuilt from it.
+fn sink(config: &Config) -> (SinkSpec, Rebuild) {
+    let topic = config.intents.topic.clone();
+    match config.intents.sink {
+        SinkKind::Embedded => {
+            let e = &config.intents.embedded;
+            let dir = e.data_dir.join(&topic);
+            let spec = SinkSpec::Embedded {
+                dir: dir.clone(),
+                options: LogOptions {
+                    segment_bytes: e.segment_bytes,
+                    retention_age: e.retention_age,
+                    retention_bytes: e.retention_bytes,
+                },
+            };
+            let rebuild: Rebuild = Arc::new(move |window| {
+                let since = std::time::SystemTime::now()
+                    .checked_sub(window)
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as u64);
+                let records =
+                    sre_sink::embedded::read_since(&dir, since).map_err(|e| e.to_string())?;
+                Ok(records
+                    .into_iter()
+                    .filter_map(|r| {
+                        r.header("idempotency_key")
+                            .map(|k| (k.to_owned(), r.timestamp))
+                    })
+                    .collect())
+            });
+            (spec, rebuild)
+        }
+        SinkKind::Kafka => {
+            let k = &config.intents.kafka;
+            let options = KafkaOptions {
+                brokers: k.brokers.clone(),
+                client_id: k.client_id.clone(),
+                linger: k.linger,
+                compression: k.compression.clone(),
+                delivery_timeout: k.delivery_timeout,
+                properties: k.properties.clone(),
+            };
+            let o = options.clone();
+            let rebuild: Rebuild = Arc::new(move |window| {
+                sre_sink::kafka::recent_keys(&o, &topic, window).map_err(|e| e.to_string())
+            });
+            (SinkSpec::Kafka(options), rebuild)
+        }
+    }
 }

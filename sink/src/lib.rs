@@ -3,9 +3,12 @@
 //! # Layout
 //! - [`embedded`]: the segmented, append-only JSON Lines log ([`embedded::Log`]) and its
 //!   group-commit writer ([`embedded::Writer`]): many appends, one `fsync`.
+//! - [`kafka`]: the idempotent Kafka producer (delivery reports awaited) and the read-back of
+//!   recent idempotency keys for the dedup rebuild.
 //! - [`stored`]: the line format shared by the writer and every reader (CLI, dedup rebuild).
 
 pub mod embedded;
+pub mod kafka;
 pub mod stored;
 
 /// Why records could not be made durable.

@@ -16,6 +16,7 @@ struct Inner {
     started: AtomicBool,
     draining: AtomicBool,
     conditions: RwLock<BTreeMap<String, String>>,
+    degraded: RwLock<BTreeMap<String, String>>,
 }
 
 /// Shared readiness state. Cheap to clone.
@@ -33,6 +34,9 @@ pub struct ReadinessReport {
     pub draining: bool,
     /// Why not ready, one line per reason.
     pub reasons: Vec<String>,
+    /// Problems that do not take the process out of rotation (an upstream or sink outage:
+    /// requests are still answered, with 503 where they cannot be served).
+    pub degraded: Vec<String>,
     /// Every supervised child and its state.
     pub children: Vec<ChildStatus>,
 }
@@ -59,6 +63,16 @@ impl Readiness {
         match blocking {
             Some(reason) => c.insert(name.to_owned(), reason),
             None => c.remove(name),
+        };
+    }
+
+    /// Reports (`Some(reason)`) or clears (`None`) a degradation shown in the report without
+    /// making the process unready.
+    pub fn set_degraded(&self, name: &str, problem: Option<String>) {
+        let mut d = self.0.degraded.write().expect("degraded lock");
+        match problem {
+            Some(reason) => d.insert(name.to_owned(), reason),
+            None => d.remove(name),
         };
     }
 
@@ -89,11 +103,20 @@ impl Readiness {
         for (name, why) in self.0.conditions.read().expect("conditions lock").iter() {
             reasons.push(format!("{name}: {why}"));
         }
+        let degraded = self
+            .0
+            .degraded
+            .read()
+            .expect("degraded lock")
+            .iter()
+            .map(|(name, why)| format!("{name}: {why}"))
+            .collect();
         ReadinessReport {
             ready: reasons.is_empty(),
             started,
             draining,
             reasons,
+            degraded,
             children,
         }
     }
