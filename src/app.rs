@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
 use ractor::{Actor, ActorRef};
-use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, Rebuild};
+use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, Rebuild, Window};
 use sre_actors::ingest::metrics::IngestMetrics;
 use sre_actors::ingest::publisher::{IntentPublisher, PublisherArgs, SinkSpec};
 use sre_actors::ingest::router::{AlertRouter, RouterArgs};
@@ -222,8 +222,9 @@ fn alert_path(
         slot: ActorSlot::default(),
     };
     let dedup_slot: ActorSlot<DedupMsg> = ActorSlot::default();
+    let shared = Arc::new(Window::default());
     let (window, dedup_metrics) = (am.idempotency.dedup_window, metrics.clone());
-    let (slot, rebuild_fn) = (dedup_slot.clone(), rebuild.clone());
+    let (slot, rebuild_fn, window_fn) = (dedup_slot.clone(), rebuild.clone(), shared.clone());
     let children = vec![
         ChildSpec::actor("publisher", {
             let a = publisher_args.clone();
@@ -234,6 +235,7 @@ fn alert_path(
                 Dedup,
                 DedupArgs {
                     window,
+                    shared: window_fn.clone(),
                     slot: slot.clone(),
                     rebuild: rebuild_fn.clone(),
                     metrics: dedup_metrics.clone(),
@@ -250,6 +252,7 @@ fn alert_path(
         auth,
         key_source: am.idempotency.key_source,
         publish_timeout: config.intents.publish_timeout,
+        window: shared,
         dedup: dedup_slot,
         router: router_args.slot,
         publisher: publisher_args.slot,

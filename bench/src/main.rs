@@ -368,6 +368,7 @@ fn dedup_bytes(n: usize) -> f64 {
         let metrics = sre_actors::ingest::metrics::IngestMetrics::new(&mut registry);
         let args = DedupArgs {
             window: Duration::from_secs(300),
+            shared: std::sync::Arc::new(sre_actors::ingest::dedup::Window::default()),
             slot: sre_supervision::ActorSlot::default(),
             rebuild: std::sync::Arc::new(|_| Ok(Vec::new())),
             metrics,

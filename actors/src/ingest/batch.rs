@@ -31,12 +31,13 @@ pub struct AlertBatch {
     pub payload: WebhookPayload,
     /// One entry per `payload.alerts` entry, same order.
     pub alerts: Vec<Prepared>,
-    /// Ties the intents to the request (`x-correlation-id` when the sender set one).
-    pub correlation_id: String,
+    /// Ties the intents to the request: `x-correlation-id` when the sender set one, else made
+    /// on first use (only requests that publish need one).
+    correlation_id: std::sync::OnceLock<String>,
     /// W3C trace context of the request, carried into the intents.
     pub traceparent: Option<String>,
-    /// When it arrived (RFC 3339).
-    pub received_at: String,
+    /// When it arrived.
+    pub received_at: std::time::SystemTime,
 }
 
 impl AlertBatch {
@@ -44,7 +45,7 @@ impl AlertBatch {
     pub fn prepare(
         payload: WebhookPayload,
         key_source: KeySource,
-        correlation_id: String,
+        correlation_id: Option<String>,
         traceparent: Option<String>,
     ) -> AlertBatch {
         let mut alerts: Vec<Prepared> = Vec::with_capacity(payload.alerts.len());
@@ -66,12 +67,28 @@ impl AlertBatch {
                 first,
             });
         }
+        let cell = std::sync::OnceLock::new();
+        if let Some(id) = correlation_id {
+            let _ = cell.set(id);
+        }
         AlertBatch {
             payload,
             alerts,
-            correlation_id,
+            correlation_id: cell,
             traceparent,
-            received_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            received_at: std::time::SystemTime::now(),
         }
+    }
+
+    /// The correlation id.
+    pub fn correlation_id(&self) -> &str {
+        self.correlation_id
+            .get_or_init(|| uuid::Uuid::new_v4().to_string())
+    }
+
+    /// When it arrived, RFC 3339 with milliseconds.
+    pub fn received_at_rfc3339(&self) -> String {
+        chrono::DateTime::<chrono::Utc>::from(self.received_at)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     }
 }

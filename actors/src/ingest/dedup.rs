@@ -9,17 +9,22 @@
 //! - **nowhere** → [`Claim::Fresh`]: the caller now owns it and must [`DedupMsg::Settle`] it.
 //!
 //! A window entry is made only when a settle says the intents are durable; a failed publish
-//! releases the key so the sender's retry is accepted as new. On start the windows are
-//! rebuilt from the sink's recent records, so a restart does not re-emit.
+//! releases the key so the sender's retry is accepted as new. On start the window is rebuilt
+//! from the sink's recent records, so a restart does not re-emit.
+//!
+//! The [`Window`] is shared read-mostly data with a single writer, this actor: request handlers
+//! read it to answer a request whose every alert is a duplicate without a message round trip
+//! (the steady state of AlertManager's re-notifications). Claims, in-flight waiters and expiry
+//! stay private to the actor.
 //!
 //! Memory: a window entry is a hash map slot (key, expiry) and an expiry-queue slot, about
-//! 40–80 bytes with the containers' growth slack. Two distinct keys share a 64-bit hash with
+//! 40–90 bytes with the containers' growth slack. Two distinct keys share a 64-bit hash with
 //! probability ~n/2^64 per lookup (5·10⁻¹⁴ at a million entries).
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -59,6 +64,80 @@ impl Hasher for IdentityHasher {
 
 type Map<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
 
+const SHARDS: usize = 16;
+
+/// The window: key → expiry (milliseconds after `base`), in shards so readers rarely meet.
+/// Written only by the `Dedup` actor; read by anyone.
+#[derive(Debug)]
+pub struct Window {
+    base: Instant,
+    shards: Vec<RwLock<Map<u64>>>,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window {
+            base: Instant::now(),
+            shards: (0..SHARDS).map(|_| RwLock::new(Map::default())).collect(),
+        }
+    }
+}
+
+impl Window {
+    fn shard(&self, key: u64) -> &RwLock<Map<u64>> {
+        &self.shards[(key >> 60) as usize % SHARDS]
+    }
+
+    fn ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.base).as_millis() as u64
+    }
+
+    /// Whether `key` is in the window now.
+    pub fn contains(&self, key: u64) -> bool {
+        let now = self.ms(Instant::now());
+        self.shard(key)
+            .read()
+            .expect("window shard")
+            .get(&key)
+            .is_some_and(|until| *until > now)
+    }
+
+    /// Keys in the window (expired ones included until the actor sweeps them).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().expect("window shard").len())
+            .sum()
+    }
+
+    /// Whether the window is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn insert(&self, key: u64, until: u64) {
+        self.shard(key)
+            .write()
+            .expect("window shard")
+            .insert(key, until);
+    }
+
+    fn remove_if_expired(&self, key: u64, now: u64) {
+        let mut shard = self.shard(key).write().expect("window shard");
+        if let Entry::Occupied(e) = shard.entry(key) {
+            if *e.get() <= now {
+                e.remove();
+            }
+        }
+    }
+
+    fn clear(&self) {
+        for s in &self.shards {
+            s.write().expect("window shard").clear();
+        }
+    }
+}
+
 /// What a claim found.
 #[derive(Debug)]
 pub enum Claim {
@@ -71,7 +150,7 @@ pub enum Claim {
 }
 
 /// Supplies the recent idempotency keys (and their append times in ms since the epoch) the
-/// window is rebuilt from.
+/// window is rebuilt from. Called on a blocking thread.
 pub type Rebuild = Arc<dyn Fn(Duration) -> Result<Vec<(String, u64)>, String> + Send + Sync>;
 
 /// The actor.
@@ -81,6 +160,8 @@ pub struct Dedup;
 pub struct DedupArgs {
     /// Window length.
     pub window: Duration,
+    /// The shared window (also read by the webhook).
+    pub shared: Arc<Window>,
     /// Where callers find it.
     pub slot: ActorSlot<DedupMsg>,
     /// Recent keys from the sink.
@@ -100,6 +181,8 @@ pub enum DedupMsg {
         /// Whether their intents are durable.
         durable: bool,
     },
+    /// Counts duplicates the webhook answered from the shared window on its own.
+    FastDuplicates(u64),
     /// How many keys are in the window.
     Len(RpcReplyPort<usize>),
 }
@@ -107,8 +190,8 @@ pub enum DedupMsg {
 /// Private state.
 pub struct DedupState {
     window: Duration,
-    expiry: Map<Instant>,
-    queue: VecDeque<(Instant, u64)>,
+    shared: Arc<Window>,
+    queue: VecDeque<(u64, u64)>,
     in_flight: Map<Vec<oneshot::Sender<bool>>>,
     slot: ActorSlot<DedupMsg>,
     entries: Gauge,
@@ -127,7 +210,7 @@ impl Actor for Dedup {
     ) -> Result<DedupState, ActorProcessingErr> {
         let mut state = DedupState {
             window: args.window,
-            expiry: Map::default(),
+            shared: args.shared,
             queue: VecDeque::new(),
             in_flight: Map::default(),
             slot: args.slot,
@@ -135,26 +218,26 @@ impl Actor for Dedup {
             decisions: ["new", "duplicate", "in_flight"]
                 .map(|d| args.metrics.decision("alertmanager", d)),
         };
-        let recent = (args.rebuild)(args.window)
+        let (rebuild, window) = (args.rebuild.clone(), args.window);
+        let recent = tokio::task::spawn_blocking(move || rebuild(window))
+            .await?
             .map_err(|e| format!("cannot rebuild the dedup window: {e}"))?;
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let now = Instant::now();
+        let now = state.shared.ms(Instant::now());
+        state.shared.clear();
         let mut rebuilt = 0usize;
         for (key, at_ms) in recent {
             let ends_ms = at_ms + args.window.as_millis() as u64;
             if ends_ms > now_ms {
-                state.insert(
-                    key_hash(&key),
-                    now + Duration::from_millis(ends_ms - now_ms),
-                );
+                state.insert(key_hash(&key), now + (ends_ms - now_ms));
                 rebuilt += 1;
             }
         }
-        // Entries came in append order; a restart's window is ordered by expiry again.
+        // Entries came in append order; a restart's queue is ordered by expiry again.
         state.queue.make_contiguous().sort_unstable();
-        state.entries.set(state.expiry.len() as i64);
+        state.entries.set(state.shared.len() as i64);
         tracing::info!(entries = rebuilt, "dedup window rebuilt from the sink");
         state.slot.publish(myself);
         Ok(state)
@@ -178,43 +261,42 @@ impl Actor for Dedup {
         match msg {
             DedupMsg::Claim(keys, reply) => on_claim(state, keys, reply),
             DedupMsg::Settle { keys, durable } => on_settle(state, keys, durable),
-            DedupMsg::Len(reply) => {
-                let _ = reply.send(state.expiry.len());
+            DedupMsg::FastDuplicates(n) => {
+                state.decisions[1].inc_by(n);
             }
-        }
+            DedupMsg::Len(reply) => {
+                let _ = reply.send(state.shared.len());
+            }
+        };
         Ok(())
     }
 }
 
 impl DedupState {
-    fn insert(&mut self, key: u64, until: Instant) {
-        self.expiry.insert(key, until);
+    fn insert(&mut self, key: u64, until: u64) {
+        self.shared.insert(key, until);
         self.queue.push_back((until, key));
     }
 
-    fn expire(&mut self, now: Instant) {
+    fn expire(&mut self) {
+        let now = self.shared.ms(Instant::now());
         while let Some(&(until, key)) = self.queue.front() {
             if until > now {
                 break;
             }
             self.queue.pop_front();
-            // A key re-inserted later carries a later expiry: keep it.
-            if let Entry::Occupied(e) = self.expiry.entry(key) {
-                if *e.get() <= now {
-                    e.remove();
-                }
-            }
+            // A key re-inserted later carries a later expiry and stays.
+            self.shared.remove_if_expired(key, now);
         }
     }
 }
 
 fn on_claim(state: &mut DedupState, keys: Vec<u64>, reply: RpcReplyPort<Vec<Claim>>) {
-    let now = Instant::now();
-    state.expire(now);
+    state.expire();
     let claims = keys
         .into_iter()
         .map(|key| {
-            if state.expiry.contains_key(&key) {
+            if state.shared.contains(key) {
                 state.decisions[1].inc();
                 return Claim::Duplicate;
             }
@@ -233,12 +315,12 @@ fn on_claim(state: &mut DedupState, keys: Vec<u64>, reply: RpcReplyPort<Vec<Clai
             }
         })
         .collect();
-    state.entries.set(state.expiry.len() as i64);
+    state.entries.set(state.shared.len() as i64);
     let _ = reply.send(claims);
 }
 
 fn on_settle(state: &mut DedupState, keys: Vec<u64>, durable: bool) {
-    let until = Instant::now() + state.window;
+    let until = state.shared.ms(Instant::now() + state.window);
     for key in keys {
         let waiters = state.in_flight.remove(&key).unwrap_or_default();
         if durable {
@@ -248,5 +330,5 @@ fn on_settle(state: &mut DedupState, keys: Vec<u64>, durable: bool) {
             let _ = w.send(durable);
         }
     }
-    state.entries.set(state.expiry.len() as i64);
+    state.entries.set(state.shared.len() as i64);
 }

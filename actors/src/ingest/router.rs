@@ -85,6 +85,8 @@ pub fn translate(
     indices: &[usize],
 ) -> Result<Vec<IntentRecord>, serde_json::Error> {
     let p = &batch.payload;
+    let received_at = batch.received_at_rfc3339();
+    let correlation_id = batch.correlation_id();
     let mut out = Vec::with_capacity(indices.len() * 2);
     for &i in indices {
         let (alert, prep) = (&p.alerts[i], &batch.alerts[i]);
@@ -96,9 +98,9 @@ pub fn translate(
             source: &args.source,
             key: key.clone(),
             idempotency_key,
-            correlation_id: &batch.correlation_id,
+            correlation_id,
             traceparent: batch.traceparent.as_deref(),
-            time: &batch.received_at,
+            time: &received_at,
         };
         let ingest = IngestAlertRequested {
             source: "alertmanager",
@@ -114,7 +116,7 @@ pub fn translate(
             receiver: &p.receiver,
             group_key: &p.group_key,
             external_url: &p.external_url,
-            received_at: &batch.received_at,
+            received_at: &received_at,
         };
         out.push(IntentRecord::new(
             meta(
@@ -146,7 +148,7 @@ pub fn translate(
                 starts_at: &alert.starts_at,
                 generator_url: &alert.generator_url,
                 alert_idempotency_key: &prep.idempotency_key,
-                received_at: &batch.received_at,
+                received_at: &received_at,
             };
             out.push(IntentRecord::new(
                 meta(
