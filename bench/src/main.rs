@@ -192,6 +192,16 @@ struct Wrk {
 
 fn wrk(url: &str, bodies: &Path, seconds: u64, connections: u32) -> Wrk {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/replay.lua");
+    wrk_with(
+        url,
+        script,
+        &[("BENCH_BODIES", bodies.to_str().unwrap())],
+        seconds,
+        connections,
+    )
+}
+
+fn wrk_with(url: &str, script: &str, env: &[(&str, &str)], seconds: u64, connections: u32) -> Wrk {
     let out = Command::new("wrk")
         .args([
             "-t2",
@@ -202,7 +212,7 @@ fn wrk(url: &str, bodies: &Path, seconds: u64, connections: u32) -> Wrk {
             script,
             url,
         ])
-        .env("BENCH_BODIES", bodies)
+        .envs(env.iter().copied())
         .output()
         .expect("wrk (Debian package wrk) runs");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -308,7 +318,9 @@ fn run(seconds: u64, rounds: u32, connections: u32, sre: &Path, fingerprints: us
             ceil[ceil.len() - 1].p99_ms
         );
     }
-    drop((_am, _sre, _ceiling));
+    drop((_sre, _ceiling));
+    let kafka = all_new_through_kafka(dir.path(), sre, &am_url, seconds, rounds, connections);
+    drop(_am);
     let (am, ours, ceil) = (mean(&am), mean(&ours), mean(&ceil));
     let errors = |w: &Wrk| {
         if w.non2xx + w.sockerr > 0 {
@@ -329,7 +341,19 @@ fn run(seconds: u64, rounds: u32, connections: u32, sre: &Path, fingerprints: us
         ours.alerts_s / am.alerts_s,
         if ours.p99_ms <= am.p99_ms { "met" } else { "not met" }
     );
-    println!("target 2 all-new through Kafka, {connections} conns: not measured: the Kafka sink is not built yet | target >= 3x AlertManager");
+    match kafka {
+        Ok((ours, am)) => println!(
+            "target 2 all-new through Kafka (tansu, acks=all, ack after delivery), {connections} conns: sre {:.0} alerts/s p99 {:.2} ms{} | AlertManager {:.0} alerts/s p99 {:.2} ms{} | ratio {:.2}x | target >= 3x",
+            ours.alerts_s,
+            ours.p99_ms,
+            errors(&ours),
+            am.alerts_s,
+            am.p99_ms,
+            errors(&am),
+            ours.alerts_s / am.alerts_s
+        ),
+        Err(why) => println!("target 2 all-new through Kafka, {connections} conns: not measured: {why} | target >= 3x AlertManager"),
+    }
     println!(
         "target 3 vs parse-and-ack ceiling, {connections} conns: sre {:.0} alerts/s | ceiling {:.0} alerts/s | ratio {:.2}x | target >= 0.7x",
         ours.alerts_s,
@@ -342,6 +366,130 @@ fn run(seconds: u64, rounds: u32, connections: u32, sre: &Path, fingerprints: us
         "target 5 Kubernetes event translation: not applicable yet (no Kubernetes integration)"
     );
     println!("target 6 webhook p99 under an actor crash: not measured yet");
+}
+
+/// Target 2: all-new alerts, the service publishing to a real Kafka-protocol broker (tansu,
+/// memory storage) and acknowledging after delivery, against AlertManager on the same alerts.
+fn all_new_through_kafka(
+    dir: &Path,
+    sre: &Path,
+    am_url: &str,
+    seconds: u64,
+    rounds: u32,
+    connections: u32,
+) -> Result<(Wrk, Wrk), String> {
+    let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tansu}"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !found.status.success() {
+        return Err("tansu is not installed (cargo install tansu --features dynostore)".into());
+    }
+    let kport = free_port();
+    let url = format!("tcp://127.0.0.1:{kport}");
+    let _broker = spawn(
+        "tansu",
+        Command::new(&tansu).args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]),
+    );
+    let brokers = format!("127.0.0.1:{kport}");
+    create_topic(&brokers)?;
+    let port = free_port();
+    let cfg = dir.join("sre-kafka.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "server:\n  listen: 127.0.0.1:{port}\nintents:\n  sink: kafka\n  kafka:\n    brokers: {brokers}\n    linger: 1ms\nobservability_integration:\n  enabled: true\n  alertmanager:\n    auto_create_incident:\n      enabled: false\ntelemetry:\n  log_level: warn\n"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let _sre = spawn(
+        "sre-integration (kafka)",
+        Command::new(sre).args(["run", "--config"]).arg(&cfg),
+    );
+    wait_http(&format!("http://127.0.0.1:{port}/readyz"));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/allnew.lua");
+    let sre_url = format!("http://127.0.0.1:{port}/webhooks/alertmanager");
+    wrk_with(
+        &sre_url,
+        script,
+        &[("BENCH_MODE", "webhook")],
+        2,
+        connections,
+    );
+    let (mut ours, mut am) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        am.push(wrk_with(
+            am_url,
+            script,
+            &[("BENCH_MODE", "am")],
+            seconds,
+            connections,
+        ));
+        ours.push(wrk_with(
+            &sre_url,
+            script,
+            &[("BENCH_MODE", "webhook")],
+            seconds,
+            connections,
+        ));
+        eprintln!(
+            "all-new round {round}: alertmanager {:.0}/s p99 {:.2}ms | sre via kafka {:.0}/s p99 {:.2}ms",
+            am[am.len() - 1].alerts_s,
+            am[am.len() - 1].p99_ms,
+            ours[ours.len() - 1].alerts_s,
+            ours[ours.len() - 1].p99_ms
+        );
+    }
+    Ok((mean(&ours), mean(&am)))
+}
+
+fn create_topic(brokers: &str) -> Result<(), String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for _ in 0..100 {
+            let r = admin
+                .create_topics(
+                    &[NewTopic::new(
+                        "sre.domain.intents.v1",
+                        1,
+                        TopicReplication::Fixed(1),
+                    )],
+                    &AdminOptions::new().operation_timeout(Some(Duration::from_secs(5))),
+                )
+                .await;
+            if let Ok(results) = r {
+                if results.iter().all(|x| {
+                    x.is_ok()
+                        || matches!(
+                            x,
+                            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists))
+                        )
+                }) {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err("tansu did not accept the topic".to_string())
+    })
 }
 
 fn rss_bytes() -> u64 {
