@@ -6,29 +6,12 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::process::{free_port, require, Peer};
 use common::{config, records, TOKEN};
 use sre_integration::app::AppHandle;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Kills the child process when dropped.
-struct Killed(std::process::Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Waits (bounded) for an external process to bring about `done`.
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
@@ -57,15 +40,7 @@ async fn count_200(base: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_alertmanager_delivers_firing_repeats_and_resolved() {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg("command -v prometheus-alertmanager")
-        .output()
-        .unwrap();
-    assert!(
-        found.status.success(),
-        "prometheus-alertmanager is not installed: scripts/test installs it"
-    );
+    require("prometheus-alertmanager");
 
     let dir = tempfile::tempdir().unwrap();
     let c = config(dir.path());
@@ -97,7 +72,7 @@ receivers:
         ),
     )
     .unwrap();
-    let _am = Killed(
+    let _am = Peer::spawn(
         Command::new("prometheus-alertmanager")
             .arg(format!("--config.file={}", am_cfg.display()))
             .arg(format!(
@@ -105,11 +80,7 @@ receivers:
                 dir.path().join("am").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .arg("--cluster.listen-address="),
     );
     let am = format!("http://127.0.0.1:{am_port}");
     let client = reqwest::Client::new();

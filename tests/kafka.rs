@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::process::{free_port, require, Peer};
 use common::{config, post, FIXTURE};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -223,46 +224,21 @@ async fn produce_errors_are_retried_by_librdkafka_without_duplicates() {
     assert_contract(&records);
 }
 
-/// Kills the child process when dropped.
-struct Killed(std::process::Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_kafka_protocol_broker_receives_the_records() {
     let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
-    let found = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tansu}"))
-        .output()
-        .unwrap();
-    assert!(found.status.success(), "tansu is not installed: scripts/test installs it (cargo install tansu --features dynostore)");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    require(&tansu);
+    let port = free_port();
     let url = format!("tcp://127.0.0.1:{port}");
-    let _broker = Killed(
-        std::process::Command::new(&tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _broker = Peer::spawn(std::process::Command::new(&tansu).args([
+        "broker",
+        "--listener-url",
+        &url,
+        "--advertised-listener-url",
+        &url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]));
     let brokers = format!("127.0.0.1:{port}");
     // Create the topic (waits for the broker to accept connections).
     let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =

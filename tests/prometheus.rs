@@ -2,41 +2,14 @@
 //! metrics` accepts the exposition. Prometheus is a separate process on its own schedule, so
 //! this test polls its API (bounded) for the scrape result.
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
+use common::process::{free_port, require, Peer};
 use sre_config::Config;
 use sre_integration::app::AppHandle;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn require(bin: &str) {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {bin}"))
-        .output()
-        .unwrap();
-    assert!(
-        found.status.success(),
-        "{bin} is not installed: the README's test command (scripts/test) installs the Debian package"
-    );
-}
-
-/// Kills Prometheus when the test ends, however it ends.
-struct Killed(std::process::Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_prometheus_scrapes_and_promtool_accepts_the_exposition() {
@@ -82,18 +55,14 @@ async fn real_prometheus_scrapes_and_promtool_accepts_the_exposition() {
     )
     .unwrap();
     let port = free_port();
-    let _prom = Killed(
+    let _prom = Peer::spawn(
         Command::new("prometheus")
             .arg(format!("--config.file={}", cfg.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.path().join("data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .arg(format!("--web.listen-address=127.0.0.1:{port}")),
     );
     let api = format!("http://127.0.0.1:{port}/api/v1");
     let client = reqwest::Client::new();

@@ -88,3 +88,47 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// A free loopback port (bound and released: a peer started right after takes it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Fails the test with the install hint when a peer binary is missing.
+pub fn require(bin: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {bin}"))
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "{bin} is not installed: the README's test command (scripts/test) installs it"
+    );
+}
+
+/// A peer process, killed when the test ends however it ends.
+pub struct Peer(pub Child);
+
+impl Peer {
+    /// Starts `cmd` with its output discarded.
+    pub fn spawn(cmd: &mut Command) -> Peer {
+        Peer(
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
