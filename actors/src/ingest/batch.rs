@@ -4,7 +4,7 @@
 
 use sre_config::{KeySource, Severity};
 
-use super::dedup::key_hash;
+use super::dedup::key_hash_parts;
 use super::fingerprint::fingerprint_hex;
 use super::payload::WebhookPayload;
 use super::severity::severity;
@@ -14,9 +14,7 @@ use super::severity::severity;
 pub struct Prepared {
     /// The payload's fingerprint, or the one computed from the labels.
     pub fingerprint: String,
-    /// `am:<fingerprint>:<status>:<startsAt>`.
-    pub idempotency_key: String,
-    /// Window key.
+    /// Window key: the hash of the idempotency key (see [`AlertBatch::idempotency_key`]).
     pub hash: u64,
     /// Normalised severity.
     pub severity: Severity,
@@ -54,14 +52,15 @@ impl AlertBatch {
                 (Some(fp), KeySource::Fingerprint) => fp.to_ascii_lowercase(),
                 _ => fingerprint_hex(&a.labels),
             };
-            let idempotency_key = format!("am:{fingerprint}:{}:{}", a.status, a.starts_at);
-            let hash = key_hash(&idempotency_key);
-            let first = !alerts
-                .iter()
-                .any(|p| p.hash == hash && p.idempotency_key == idempotency_key);
+            let hash = key_hash_parts(&["am:", &fingerprint, ":", &a.status, ":", &a.starts_at]);
+            let first = !alerts.iter().enumerate().any(|(j, p)| {
+                p.hash == hash
+                    && p.fingerprint == fingerprint
+                    && payload.alerts[j].status == a.status
+                    && payload.alerts[j].starts_at == a.starts_at
+            });
             alerts.push(Prepared {
                 fingerprint,
-                idempotency_key,
                 hash,
                 severity: severity(&a.labels),
                 first,
@@ -78,6 +77,15 @@ impl AlertBatch {
             traceparent,
             received_at: std::time::SystemTime::now(),
         }
+    }
+
+    /// `am:<fingerprint>:<status>:<startsAt>` of alert `i`.
+    pub fn idempotency_key(&self, i: usize) -> String {
+        let a = &self.payload.alerts[i];
+        format!(
+            "am:{}:{}:{}",
+            self.alerts[i].fingerprint, a.status, a.starts_at
+        )
     }
 
     /// The correlation id.

@@ -90,6 +90,7 @@ pub fn translate(
     let mut out = Vec::with_capacity(indices.len() * 2);
     for &i in indices {
         let (alert, prep) = (&p.alerts[i], &batch.alerts[i]);
+        let idempotency_key = batch.idempotency_key(i);
         let severity = severity::name(prep.severity);
         let key = format!("alert:{}", prep.fingerprint);
         let meta = |kind, idempotency_key| RecordMeta {
@@ -119,10 +120,7 @@ pub fn translate(
             received_at: &received_at,
         };
         out.push(IntentRecord::new(
-            meta(
-                IntentType::IngestAlertRequested,
-                prep.idempotency_key.clone(),
-            ),
+            meta(IntentType::IngestAlertRequested, idempotency_key.clone()),
             &ingest,
         )?);
         let qualifies = args.auto_create.enabled
@@ -147,7 +145,7 @@ pub fn translate(
                 annotations: &alert.annotations,
                 starts_at: &alert.starts_at,
                 generator_url: &alert.generator_url,
-                alert_idempotency_key: &prep.idempotency_key,
+                alert_idempotency_key: &idempotency_key,
                 received_at: &received_at,
             };
             out.push(IntentRecord::new(

@@ -84,6 +84,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Counters for the statuses the handler answers, created once.
 struct Counters {
     by_code: Vec<(u16, Counter)>,
+    /// `sre_dedup_decisions_total{decision="duplicate"}`, for duplicates answered from the
+    /// shared window.
+    fast_duplicates: Counter,
     firing: Counter,
     resolved: Counter,
 }
@@ -172,6 +175,7 @@ impl Webhook {
                     .iter()
                     .map(|c| (*c, p.metrics.request(WEBHOOK, *c)))
                     .collect(),
+                fast_duplicates: p.metrics.decision("alertmanager", "duplicate"),
                 firing: p.metrics.alert(WEBHOOK, "firing"),
                 resolved: p.metrics.alert(WEBHOOK, "resolved"),
             },
@@ -287,24 +291,24 @@ impl Webhook {
         let firsts: Vec<usize> = (0..batch.alerts.len())
             .filter(|i| batch.alerts[*i].first)
             .collect();
-        let dedup = self
-            .0
-            .dedup
-            .get()
-            .ok_or_else(|| unavailable("deduplication"))?;
         // Steady state: every alert is a duplicate already in the window. Answer from the shared
         // window without a round trip to the actor.
         if firsts
             .iter()
             .all(|i| self.0.window.contains(batch.alerts[*i].hash))
         {
-            let _ = dedup.cast(DedupMsg::FastDuplicates(firsts.len() as u64));
+            self.0.counters.fast_duplicates.inc_by(firsts.len() as u64);
             return Ok(Summary {
                 alerts: batch.alerts.len(),
                 published: 0,
                 duplicates: firsts.len(),
             });
         }
+        let dedup = self
+            .0
+            .dedup
+            .get()
+            .ok_or_else(|| unavailable("deduplication"))?;
         let keys = firsts.iter().map(|i| batch.alerts[*i].hash).collect();
         let claims = ractor::call!(dedup, DedupMsg::Claim, keys)
             .map_err(|_| unavailable("deduplication"))?;
