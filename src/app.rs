@@ -97,11 +97,14 @@ impl AppHandle {
             }
             webhook_routes = Some(routes);
         }
+        let root_cell = Arc::new(std::sync::OnceLock::new());
         let ops = OpsState {
             registry: Arc::new(registry),
             observer: observer.clone(),
             circuits: providers.board().clone(),
             readiness: readiness.clone(),
+            root: root_cell.clone(),
+            allow_restart: config.server.allow_restart,
         };
         let mut router = ops_router(ops);
         if let Some(routes) = webhook_routes {
@@ -124,6 +127,7 @@ impl AppHandle {
             .child(ChildSpec::supervisor(ingest));
 
         let (root, join) = Actor::spawn(None, Supervisor, root).await?;
+        let _ = root_cell.set(root.clone());
         sre_supervision::wait_started(&root)
             .await
             .map_err(|_| AppError::Start)?;

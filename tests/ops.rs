@@ -185,3 +185,40 @@ async fn shutdown_turns_readiness_off_before_the_listener_closes() {
         "listener closed"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn operators_can_restart_one_actor_when_allowed() {
+    let app = AppHandle::start(config()).await.unwrap();
+    let base = format!("http://{}", app.addr().await.unwrap());
+    let client = reqwest::Client::new();
+    let url = format!("{base}/v1/supervision/restart?supervisor=providers&child=prometheus");
+    let resp = client.post(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 403, "off by default");
+    app.shutdown().await;
+
+    let mut c = config();
+    c.server.allow_restart = true;
+    let app = AppHandle::start(c).await.unwrap();
+    let base = format!("http://{}", app.addr().await.unwrap());
+    let url = format!("{base}/v1/supervision/restart?supervisor=providers&child=prometheus");
+    let resp = client.post(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+    app.observer()
+        .wait_until(|t| {
+            t.iter().any(|c| {
+                c.name == "prometheus"
+                    && c.restarts == 1
+                    && c.state == sre_supervision::ChildState::Running
+            })
+        })
+        .await;
+    let resp = client
+        .post(format!(
+            "{base}/v1/supervision/restart?supervisor=providers&child=nope"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    app.shutdown().await;
+}

@@ -23,6 +23,10 @@ pub struct ServerConfig {
     /// How long in-flight requests may take to finish once the listener closed.
     #[serde(default = "default_drain_timeout", with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// Serve `POST /v1/supervision/restart` (restarts one actor). Off by default: the operator
+    /// endpoints have no authentication of their own.
+    #[serde(default)]
+    pub allow_restart: bool,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +35,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             shutdown_grace: default_shutdown_grace(),
             drain_timeout: default_drain_timeout(),
+            allow_restart: false,
         }
     }
 }

@@ -11,14 +11,17 @@ pub mod tree;
 
 use std::sync::Arc;
 
+use axum::extract::Query;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use prometheus_client::registry::Registry;
+use ractor::ActorRef;
 use sre_actors::providers::CircuitBoard;
 use sre_supervision::Observer;
+use sre_supervision::SupervisorMsg;
 
 use sre_supervision::Readiness;
 
@@ -33,6 +36,10 @@ pub struct OpsState {
     pub circuits: CircuitBoard,
     /// Readiness.
     pub readiness: Readiness,
+    /// The root supervisor, once the tree runs (for `POST /v1/supervision/restart`).
+    pub root: Arc<std::sync::OnceLock<ActorRef<SupervisorMsg>>>,
+    /// Whether the restart endpoint is served.
+    pub allow_restart: bool,
 }
 
 /// The operator routes.
@@ -42,6 +49,7 @@ pub fn ops_router(state: OpsState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/supervision", get(supervision))
+        .route("/v1/supervision/restart", post(restart))
         .with_state(state)
 }
 
@@ -85,4 +93,59 @@ async fn metrics(State(s): State<OpsState>, headers: HeaderMap) -> Response {
 
 async fn supervision(State(s): State<OpsState>) -> Json<tree::Node> {
     Json(tree::build(&s.observer, &s.circuits, crate::app::ROOT))
+}
+
+/// `?supervisor=providers&child=prometheus`.
+#[derive(Debug, serde::Deserialize)]
+struct RestartTarget {
+    supervisor: String,
+    child: String,
+}
+
+/// Kills one supervised actor so its supervisor restarts it (an operator's "turn it off and on
+/// again"; also how the benchmark disturbs the tree). Served only with `server.allow_restart`.
+async fn restart(State(s): State<OpsState>, Query(t): Query<RestartTarget>) -> Response {
+    let fail = |code: StatusCode, why: String| {
+        (code, Json(serde_json::json!({"error": why}))).into_response()
+    };
+    if !s.allow_restart {
+        return fail(
+            StatusCode::FORBIDDEN,
+            "restarting actors is disabled (server.allow_restart)".into(),
+        );
+    }
+    let Some(root) = s.root.get() else {
+        return fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the tree is still starting".into(),
+        );
+    };
+    let supervisor: ActorRef<SupervisorMsg> = if t.supervisor == crate::app::ROOT {
+        root.clone()
+    } else {
+        match ractor::call!(root, SupervisorMsg::Lookup, t.supervisor.clone()) {
+            Ok(Some(cell)) => cell.into(),
+            _ => {
+                return fail(
+                    StatusCode::NOT_FOUND,
+                    format!("no running supervisor {:?}", t.supervisor),
+                )
+            }
+        }
+    };
+    match ractor::call!(supervisor, SupervisorMsg::Lookup, t.child.clone()) {
+        Ok(Some(cell)) => {
+            tracing::warn!(supervisor = %t.supervisor, child = %t.child, "restart requested by an operator");
+            cell.kill();
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({"restarting": format!("{}/{}", t.supervisor, t.child)})),
+            )
+                .into_response()
+        }
+        _ => fail(
+            StatusCode::NOT_FOUND,
+            format!("no running child {:?} under {:?}", t.child, t.supervisor),
+        ),
+    }
 }
