@@ -55,6 +55,12 @@ enum Cmd {
         #[arg(long)]
         listen: SocketAddr,
     },
+    /// Creates the intents topic on a broker (for manual runs and profiling).
+    CreateTopic {
+        /// Bootstrap servers.
+        #[arg(long)]
+        brokers: String,
+    },
     /// Only the dedup memory figure.
     DedupMemory {
         /// Fingerprints.
@@ -74,6 +80,12 @@ fn main() {
             fingerprints,
         } => run(seconds, rounds, connections, &sre, fingerprints),
         Cmd::Ceiling { listen } => ceiling(listen),
+        Cmd::CreateTopic { brokers } => {
+            if let Err(e) = create_topic(&brokers) {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        }
         Cmd::DedupMemory { fingerprints } => {
             let b = dedup_bytes(fingerprints);
             println!("dedup: {b:.1} bytes per fingerprint at {fingerprints}");
