@@ -1,13 +1,12 @@
 //! One webhook request, prepared once on the request's task (in parallel with other requests)
 //! so the actors only look things up: each alert's fingerprint, idempotency key, window hash
-//! and severity.
+//! (severity is worked out only for alerts that get published).
 
-use sre_config::{KeySource, Severity};
+use sre_config::KeySource;
 
 use super::dedup::key_hash_parts;
 use super::fingerprint::fingerprint_hex;
 use super::payload::WebhookPayload;
-use super::severity::severity;
 
 /// What the pipeline knows about one alert.
 #[derive(Debug)]
@@ -16,8 +15,6 @@ pub struct Prepared {
     pub fingerprint: String,
     /// Window key: the hash of the idempotency key (see [`AlertBatch::idempotency_key`]).
     pub hash: u64,
-    /// Normalised severity.
-    pub severity: Severity,
     /// False when an earlier alert of the same request has the same idempotency key.
     pub first: bool,
 }
@@ -49,7 +46,12 @@ impl AlertBatch {
         let mut alerts: Vec<Prepared> = Vec::with_capacity(payload.alerts.len());
         for a in &payload.alerts {
             let fingerprint = match (&a.fingerprint, key_source) {
-                (Some(fp), KeySource::Fingerprint) => fp.to_ascii_lowercase(),
+                (Some(fp), KeySource::Fingerprint)
+                    if fp.bytes().any(|b| b.is_ascii_uppercase()) =>
+                {
+                    fp.to_ascii_lowercase()
+                }
+                (Some(fp), KeySource::Fingerprint) => fp.clone(),
                 _ => fingerprint_hex(&a.labels),
             };
             let hash = key_hash_parts(&["am:", &fingerprint, ":", &a.status, ":", &a.starts_at]);
@@ -62,7 +64,6 @@ impl AlertBatch {
             alerts.push(Prepared {
                 fingerprint,
                 hash,
-                severity: severity(&a.labels),
                 first,
             });
         }

@@ -102,12 +102,19 @@ impl Window {
 
     /// Whether `key` is in the window now.
     pub fn contains(&self, key: u64) -> bool {
+        self.contains_all([key])
+    }
+
+    /// Whether every key is in the window now (one clock read for all).
+    pub fn contains_all(&self, keys: impl IntoIterator<Item = u64>) -> bool {
         let now = self.ms(Instant::now());
-        self.shard(key)
-            .read()
-            .expect("window shard")
-            .get(&key)
-            .is_some_and(|until| *until > now)
+        keys.into_iter().all(|key| {
+            self.shard(key)
+                .read()
+                .expect("window shard")
+                .get(&key)
+                .is_some_and(|until| *until > now)
+        })
     }
 
     /// Keys in the window (expired ones included until the actor sweeps them).

@@ -91,7 +91,8 @@ pub fn translate(
     for &i in indices {
         let (alert, prep) = (&p.alerts[i], &batch.alerts[i]);
         let idempotency_key = batch.idempotency_key(i);
-        let severity = severity::name(prep.severity);
+        let rung = severity::severity(&alert.labels);
+        let severity = severity::name(rung);
         let key = format!("alert:{}", prep.fingerprint);
         let meta = |kind, idempotency_key| RecordMeta {
             topic: &args.topic,
@@ -125,7 +126,7 @@ pub fn translate(
         )?);
         let qualifies = args.auto_create.enabled
             && alert.status == "firing"
-            && prep.severity >= args.auto_create.min_severity;
+            && rung >= args.auto_create.min_severity;
         if qualifies {
             let title = match (
                 alert.labels.get("alertname"),
