@@ -17,12 +17,15 @@ use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
 use ractor::{Actor, ActorRef};
+use sre_actors::argocd::metrics::ArgoMetrics;
+use sre_actors::argocd::poller::{EnvPoller, PollerArgs};
+use sre_actors::emit::Emitter;
 use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, Rebuild, Window};
 use sre_actors::ingest::metrics::IngestMetrics;
-use sre_actors::ingest::publisher::{IntentPublisher, PublisherArgs, SinkSpec};
+use sre_actors::ingest::publisher::{IntentPublisher, PublisherArgs, PublisherMsg, SinkSpec};
 use sre_actors::ingest::router::{AlertRouter, RouterArgs};
 use sre_actors::ingest::webhook::{Auth, Webhook, WebhookParts};
-use sre_actors::providers::{ProviderMetrics, Providers};
+use sre_actors::providers::{ProviderMetrics, Providers, TlsOptions};
 use sre_config::{AlertmanagerConfig, Config, RestartConfig, SecretStore, SinkKind, WebhookAuth};
 use sre_sink::embedded::LogOptions;
 use sre_sink::kafka::KafkaOptions;
@@ -41,6 +44,8 @@ pub const ROOT: &str = "root";
 pub const PROVIDERS: &str = "providers";
 /// Name of the supervisor of the webhook path.
 pub const INGEST: &str = "ingest";
+/// Name of the supervisor of the ArgoCD pollers.
+pub const ARGOCD: &str = "argocd";
 
 /// Why the program could not start.
 #[derive(Debug, thiserror::Error)]
@@ -84,14 +89,34 @@ impl AppHandle {
         let observer = Observer::new(&mut registry);
         let providers = Providers::new(&config, ProviderMetrics::new(&mut registry));
         let ingest_metrics = IngestMetrics::new(&mut registry);
+        let argo_metrics = ArgoMetrics::new(&mut registry);
         let readiness = Readiness::new(INGEST);
         report_missing_secrets(&config);
 
         let policy = restart_policy(&config.supervision.restart);
-        let mut ingest = SupervisorSpec::new(INGEST, policy.clone(), observer.clone());
+        let (sink, rebuild) = sink(&config);
+        let publisher = PublisherArgs {
+            sink,
+            slot: ActorSlot::default(),
+            metrics: ingest_metrics.clone(),
+            readiness: readiness.clone(),
+        };
+        let publisher_slot = publisher.slot.clone();
+        let mut ingest =
+            SupervisorSpec::new(INGEST, policy.clone(), observer.clone())
+                .child(ChildSpec::actor("publisher", move || {
+                    (IntentPublisher, publisher.clone())
+                }));
         let mut webhook_routes = None;
         if let Some(am) = config.alertmanager() {
-            let (children, routes) = alert_path(&config, &am, &ingest_metrics, &readiness);
+            let (children, routes) = alert_path(
+                &config,
+                &am,
+                &ingest_metrics,
+                &readiness,
+                publisher_slot.clone(),
+                rebuild,
+            );
             for c in children {
                 ingest = ingest.child(c);
             }
@@ -125,6 +150,22 @@ impl AppHandle {
                 providers.supervisor(policy.clone(), observer.clone()),
             ))
             .child(ChildSpec::supervisor(ingest));
+        let root = match argocd_pollers(
+            &config,
+            &providers,
+            &argo_metrics,
+            &readiness,
+            &publisher_slot,
+        ) {
+            Some(pollers) => {
+                let mut spec = SupervisorSpec::new(ARGOCD, policy.clone(), observer.clone());
+                for p in pollers {
+                    spec = spec.child(p);
+                }
+                root.child(ChildSpec::supervisor(spec))
+            }
+            None => root,
+        };
 
         let (root, join) = Actor::spawn(None, Supervisor, root).await?;
         let _ = root_cell.set(root.clone());
@@ -211,14 +252,9 @@ fn alert_path(
     am: &AlertmanagerConfig,
     metrics: &IngestMetrics,
     readiness: &Readiness,
+    publisher: ActorSlot<PublisherMsg>,
+    rebuild: Rebuild,
 ) -> (Vec<ChildSpec>, axum::Router) {
-    let (sink, rebuild) = sink(config);
-    let publisher_args = PublisherArgs {
-        sink,
-        slot: ActorSlot::default(),
-        metrics: metrics.clone(),
-        readiness: readiness.clone(),
-    };
     let router_args = RouterArgs {
         topic: config.intents.topic.clone(),
         source: format!("{}/alertmanager", config.intents.source),
@@ -230,10 +266,6 @@ fn alert_path(
     let (window, dedup_metrics) = (am.idempotency.dedup_window, metrics.clone());
     let (slot, rebuild_fn, window_fn) = (dedup_slot.clone(), rebuild.clone(), shared.clone());
     let children = vec![
-        ChildSpec::actor("publisher", {
-            let a = publisher_args.clone();
-            move || (IntentPublisher, a.clone())
-        }),
         ChildSpec::actor("dedup", move || {
             (
                 Dedup,
@@ -259,7 +291,7 @@ fn alert_path(
         window: shared,
         dedup: dedup_slot,
         router: router_args.slot,
-        publisher: publisher_args.slot,
+        publisher,
         metrics: metrics.clone(),
     });
     (
@@ -339,4 +371,40 @@ fn sink(config: &Config) -> (SinkSpec, Rebuild) {
             (SinkSpec::Kafka(options), rebuild)
         }
     }
+}
+
+/// One `EnvPoller` per enabled ArgoCD environment, each calling out through `argocd:<env>`.
+fn argocd_pollers(
+    config: &Config,
+    providers: &Providers,
+    metrics: &ArgoMetrics,
+    readiness: &Readiness,
+    publisher: &ActorSlot<PublisherMsg>,
+) -> Option<Vec<ChildSpec>> {
+    let a = config.argocd()?;
+    let pollers = config
+        .argocd_environments()
+        .into_iter()
+        .filter_map(|env| {
+            let tls = TlsOptions {
+                ca_pem_path: env.ca_cert_path.clone(),
+                insecure: env.insecure,
+            };
+            let client = providers.client_with_tls(&format!("argocd:{}", env.name), &tls)?;
+            let name = env.name.clone();
+            let args = PollerArgs {
+                env,
+                interval: a.poll_interval,
+                client,
+                secrets: SecretStore::new(&config.secrets.dir),
+                topic: config.intents.topic.clone(),
+                source: format!("{}/argocd", config.intents.source),
+                emitter: Emitter::Publisher(publisher.clone()),
+                metrics: metrics.clone(),
+                readiness: readiness.clone(),
+            };
+            Some(ChildSpec::actor(name, move || (EnvPoller, args.clone())))
+        })
+        .collect();
+    Some(pollers)
 }

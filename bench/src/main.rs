@@ -65,6 +65,12 @@ enum Cmd {
         #[arg(long)]
         brokers: String,
     },
+    /// Only the ArgoCD 5,000-application poll figure.
+    ArgocdParse {
+        /// Applications.
+        #[arg(long, default_value_t = 5000)]
+        applications: usize,
+    },
     /// Only the dedup memory figure.
     DedupMemory {
         /// Fingerprints.
@@ -90,6 +96,7 @@ fn main() {
                 std::process::exit(1);
             }
         }
+        Cmd::ArgocdParse { applications } => println!("{}", argocd_parse(applications)),
         Cmd::DedupMemory { fingerprints } => {
             let b = dedup_bytes(fingerprints);
             println!("dedup: {b:.1} bytes per fingerprint at {fingerprints}");
@@ -622,6 +629,29 @@ fn post_raw(url: &str) -> Option<u16> {
     let mut resp = String::new();
     s.read_to_string(&mut resp).ok()?;
     resp.split(' ').nth(1)?.parse().ok()
+}
+
+/// Issue 5's figure: parsing one poll of `n` applications in ArgoCD's shape (what the poller
+/// keeps of it), its time and the RSS it adds at its peak.
+fn argocd_parse(n: usize) -> String {
+    let items: Vec<_> = (0..n)
+        .map(|i| sre_test_support::argocd::app(&format!("app-{i:05}"), "dev", "Healthy", "Synced"))
+        .collect();
+    let body = serde_json::json!({"metadata": {"resourceVersion": "1"}, "items": items})
+        .to_string()
+        .into_bytes();
+    let before = rss_bytes();
+    let started = Instant::now();
+    let parsed = sre_actors::argocd::app::parse(&body).expect("valid list");
+    let took = started.elapsed();
+    let after = rss_bytes();
+    format!(
+        "argocd poll of {} applications ({:.1} MB body): parsed in {:.1} ms, RSS +{:.1} MB while holding the parsed fleet",
+        parsed.len(),
+        body.len() as f64 / 1e6,
+        took.as_secs_f64() * 1e3,
+        after.saturating_sub(before) as f64 / 1e6
+    )
 }
 
 fn rss_bytes() -> u64 {

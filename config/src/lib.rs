@@ -97,6 +97,28 @@ pub struct Upstream {
     pub timeout: Duration,
 }
 
+/// An ArgoCD environment with everything resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArgoEnvironment {
+    /// Environment name (`dev`).
+    pub name: String,
+    /// API base URL.
+    pub url: Url,
+    /// Secret with the token (key `token`).
+    pub token: Option<SecretRef>,
+    /// Projects to include (empty: all).
+    pub projects: Vec<String>,
+    /// Label selector; by default `environment=<name>` when several environments share one
+    /// ArgoCD server, none when the environment has a server of its own.
+    pub selector: Option<String>,
+    /// `appNamespace` filter.
+    pub app_namespace: Option<String>,
+    /// PEM file with the CA of the server's certificate.
+    pub ca_cert_path: Option<std::path::PathBuf>,
+    /// Skip certificate verification (explicit opt-in only).
+    pub insecure: bool,
+}
+
 /// A secret the enabled integrations need: where it is referenced and which keys.
 #[derive(Clone, Debug)]
 pub struct SecretNeed {
@@ -274,6 +296,46 @@ impl Config {
             }
         }
         out
+    }
+
+    /// The enabled ArgoCD environments, resolved (see [`ArgoEnvironment::selector`] for how an
+    /// environment selects its applications by default).
+    pub fn argocd_environments(&self) -> Vec<ArgoEnvironment> {
+        let Some(a) = self.argocd() else {
+            return Vec::new();
+        };
+        a.environments
+            .iter()
+            .filter_map(|env| {
+                let url = validate::argocd_url(a, env).ok()?;
+                Some(match env {
+                    EnvironmentEntry::Name(name) => ArgoEnvironment {
+                        name: name.clone(),
+                        url,
+                        token: a.token_secret_ref.clone(),
+                        projects: Vec::new(),
+                        selector: Some(format!("environment={name}")),
+                        app_namespace: None,
+                        ca_cert_path: None,
+                        insecure: false,
+                    },
+                    EnvironmentEntry::Detailed(d) => ArgoEnvironment {
+                        name: d.name.clone(),
+                        url,
+                        token: d.secret_ref.clone().or_else(|| a.token_secret_ref.clone()),
+                        projects: d.projects.clone(),
+                        selector: d.selector.clone().or_else(|| {
+                            d.server
+                                .is_none()
+                                .then(|| format!("environment={}", d.name))
+                        }),
+                        app_namespace: d.app_namespace.clone(),
+                        ca_cert_path: d.ca_cert_path.clone(),
+                        insecure: d.insecure,
+                    },
+                })
+            })
+            .collect()
     }
 
     /// Every secret the enabled integrations read, with the keys they read.

@@ -7,8 +7,10 @@
 //! # Layout
 //! - [`record`]: the record and its headers.
 //! - [`alert`]: `IngestAlertRequested` and `CreateIncidentRequested` payloads.
+//! - [`argocd`]: `RecordFleetStateRequested` and ArgoCD `RecordHealthCheckRequested` payloads.
 
 pub mod alert;
+pub mod argocd;
 pub mod record;
 
 pub use record::{ce_id, Header, IntentRecord, IntentType};

@@ -6,7 +6,9 @@
 //!
 //! # Layout
 //! - [`upstream`]: [`FakeUpstream`], a scripted HTTP server for any JSON API.
+//! - [`argocd`]: [`argocd::FakeArgoCd`], ArgoCD's application list with auth and failures.
 
+pub mod argocd;
 pub mod upstream;
 
 pub use upstream::{FakeUpstream, Recorded, Reply};

@@ -167,20 +167,54 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// TLS settings of an upstream that does not use a publicly trusted certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// PEM file with extra CA certificates to trust.
+    pub ca_pem_path: Option<std::path::PathBuf>,
+    /// Accept any certificate (explicit opt-in only).
+    pub insecure: bool,
+}
+
 impl UpstreamClient {
     /// A client for the upstream behind `circuit`.
     pub fn new(circuit: CircuitHandle, policy: CallPolicy, metrics: ProviderMetrics) -> Self {
+        UpstreamClient::with_tls(circuit, policy, metrics, &TlsOptions::default())
+            .expect("HTTP client with default TLS")
+    }
+
+    /// A client with its own TLS settings; fails when the CA file cannot be read or parsed.
+    pub fn with_tls(
+        circuit: CircuitHandle,
+        policy: CallPolicy,
+        metrics: ProviderMetrics,
+        tls: &TlsOptions,
+    ) -> Result<Self, String> {
         install_crypto_provider();
-        let http = Client::builder()
-            .user_agent(concat!("sre-integration/", env!("CARGO_PKG_VERSION")))
+        let mut builder =
+            Client::builder().user_agent(concat!("sre-integration/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &tls.ca_pem_path {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("invalid CA file {}: {e}", path.display()))?;
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        if tls.insecure {
+            tracing::warn!(provider = %circuit.name(), "TLS certificate verification is disabled for this upstream");
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder
             .build()
-            .expect("HTTP client with the ring TLS provider");
-        UpstreamClient {
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(UpstreamClient {
             http,
             circuit,
             policy,
             metrics,
-        }
+        })
     }
 
     /// The upstream's name.

@@ -18,7 +18,7 @@ pub use circuit::{
     CircuitArgs, CircuitBoard, CircuitError, CircuitHandle, CircuitMsg, CircuitSnapshot,
     ProviderCircuit,
 };
-pub use client::{CallPolicy, UpstreamClient, UpstreamError, CORRELATION_HEADER};
+pub use client::{CallPolicy, TlsOptions, UpstreamClient, UpstreamError, CORRELATION_HEADER};
 pub use metrics::ProviderMetrics;
 
 /// The upstreams of a configuration, their circuits and clients.
@@ -97,6 +97,22 @@ impl Providers {
             handle,
             CallPolicy::from_config(&self.retry, upstream.timeout),
             self.metrics.clone(),
+        ))
+    }
+
+    /// The client for an upstream with its own TLS settings.
+    pub fn client_with_tls(
+        &self,
+        name: &str,
+        tls: &TlsOptions,
+    ) -> Option<Result<UpstreamClient, String>> {
+        let upstream = self.upstreams.iter().find(|u| u.name == name)?;
+        let handle = self.handles.get(name)?.clone();
+        Some(UpstreamClient::with_tls(
+            handle,
+            CallPolicy::from_config(&self.retry, upstream.timeout),
+            self.metrics.clone(),
+            tls,
         ))
     }
 
