@@ -4,8 +4,9 @@
 //! ```text
 //! root
 //! ├── providers   one ProviderCircuit per upstream (jira, github, ..., argocd:<env>, k8s:<cluster>)
-//! └── ingest      publisher (owns the sink) · dedup (windows) · router (alerts → intents)
-//!                 · http (the HttpServer actor: the webhook and the operator endpoints)
+//! ├── ingest      publisher (owns the sink) · dedup (windows) · router (alerts → intents)
+//! │               · http (the HttpServer actor: the webhook and the operator endpoints)
+//! └── argocd      one EnvPoller per ArgoCD environment (when enabled)
 //! ```
 //!
 //! Start order is the order above (circuits exist before anything that calls out; the sink is

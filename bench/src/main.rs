@@ -640,17 +640,29 @@ fn argocd_parse(n: usize) -> String {
     let body = serde_json::json!({"metadata": {"resourceVersion": "1"}, "items": items})
         .to_string()
         .into_bytes();
-    let before = rss_bytes();
     let started = Instant::now();
     let parsed = sre_actors::argocd::app::parse(&body).expect("valid list");
     let took = started.elapsed();
-    let after = rss_bytes();
+    // What the poller keeps between polls: every string's heap plus the map entries.
+    let held: usize = parsed
+        .iter()
+        .map(|(name, a)| {
+            name.capacity()
+                + a.project.capacity()
+                + a.health.capacity()
+                + a.sync.capacity()
+                + a.revision.as_ref().map_or(0, String::capacity)
+                + a.operation.as_ref().map_or(0, String::capacity)
+                + std::mem::size_of::<(String, sre_actors::argocd::app::AppState)>()
+        })
+        .sum();
     format!(
-        "argocd poll of {} applications ({:.1} MB body): parsed in {:.1} ms, RSS +{:.1} MB while holding the parsed fleet",
+        "argocd poll of {} applications ({:.1} MB body): parsed in {:.1} ms on one core (off the runtime, on a blocking thread, above 256 KB); the poller keeps {:.0} KB between polls ({:.0} bytes per application); no intermediate JSON tree is built, so the peak is the body plus that",
         parsed.len(),
         body.len() as f64 / 1e6,
         took.as_secs_f64() * 1e3,
-        after.saturating_sub(before) as f64 / 1e6
+        held as f64 / 1e3,
+        held as f64 / parsed.len() as f64
     )
 }
 
