@@ -162,6 +162,11 @@ async fn baseline_then_changes_only_and_a_fleet_every_poll() {
         "the selector keeps other environments out"
     );
     assert_eq!(fleet["health"]["Healthy"], 2);
+    assert_eq!(
+        fleet["health"]["Degraded"], 0,
+        "standard statuses are always counted"
+    );
+    assert_eq!(fleet["sync"]["OutOfSync"], 0);
 
     // An application turns Degraded: one health intent, and the fleet counts it.
     fake.set("api", "Degraded", "Synced");
@@ -201,9 +206,16 @@ async fn baseline_then_changes_only_and_a_fleet_every_poll() {
 async fn a_failing_environment_backs_off_alone_while_the_others_keep_their_cadence() {
     let dev = FakeArgoCd::start(TOKEN, vec![app("api", "dev", "Healthy", "Synced")]).await;
     let staging = FakeArgoCd::start(TOKEN, vec![app("api", "staging", "Healthy", "Synced")]).await;
-    let mut r = rig(&[("dev", &dev), ("staging", &staging)]).await;
-    // Both baselines.
-    for _ in 0..2 {
+    let production =
+        FakeArgoCd::start(TOKEN, vec![app("api", "production", "Healthy", "Synced")]).await;
+    let mut r = rig(&[
+        ("dev", &dev),
+        ("staging", &staging),
+        ("production", &production),
+    ])
+    .await;
+    // The three baselines.
+    for _ in 0..3 {
         r.rx.recv().await.unwrap();
     }
     staging.mode(Mode::Status(500));
@@ -239,8 +251,13 @@ async fn a_failing_environment_backs_off_alone_while_the_others_keep_their_caden
     assert!(staging_open, "staging's circuit opened");
     // Staging's poller backed off: far fewer attempts than one per interval.
     assert!(staging.requests() < 20, "{} requests", staging.requests());
-    let d = r.observer.child("argocd", "dev").unwrap();
-    assert_eq!(d.restarts, 0, "dev never restarted");
+    for env in ["dev", "production"] {
+        assert_eq!(
+            r.observer.child("argocd", env).unwrap().restarts,
+            0,
+            "{env} never restarted"
+        );
+    }
     r.root.stop_and_wait(None, None).await.unwrap();
 }
 
@@ -325,4 +342,28 @@ async fn a_bad_ca_file_is_a_clear_error_for_that_environment() {
         err.contains("cannot read CA file /nonexistent/ca.pem"),
         "{err}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_environment_that_keeps_failing_is_handed_to_its_supervisor() {
+    let fake = FakeArgoCd::start(TOKEN, vec![app("api", "dev", "Healthy", "Synced")]).await;
+    fake.mode(Mode::Status(503));
+    let r = rig(&[("dev", &fake)]).await;
+    tokio::time::sleep(Duration::from_secs(20 * 60)).await;
+    let s = r.observer.child("argocd", "dev").unwrap();
+    assert!(s.restarts >= 1, "{s:?}");
+    assert!(
+        s.last_error
+            .as_deref()
+            .unwrap()
+            .contains("polls in a row failed"),
+        "{s:?}"
+    );
+    // Backing off (doubling, then the supervisor's backoff) keeps the attempts few.
+    assert!(
+        fake.requests() < 60,
+        "{} requests in 20 minutes",
+        fake.requests()
+    );
+    r.root.stop_and_wait(None, None).await.unwrap();
 }

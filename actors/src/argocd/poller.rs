@@ -347,8 +347,22 @@ async fn report(state: &mut PollerState, apps: BTreeMap<String, AppState>) -> Re
             .map_err(|e| e.to_string())?,
         );
     }
-    let mut health: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut sync: BTreeMap<&str, usize> = BTreeMap::new();
+    // Every standard status is present (zero when none), others are added as seen.
+    let mut health: BTreeMap<&str, usize> = [
+        "Healthy",
+        "Progressing",
+        "Degraded",
+        "Suspended",
+        "Missing",
+        "Unknown",
+    ]
+    .into_iter()
+    .map(|h| (h, 0))
+    .collect();
+    let mut sync: BTreeMap<&str, usize> = ["Synced", "OutOfSync", "Unknown"]
+        .into_iter()
+        .map(|s| (s, 0))
+        .collect();
     let (mut failing, mut unhealthy, mut out_of_sync) = (Vec::new(), Vec::new(), Vec::new());
     for (name, a) in &apps {
         *health.entry(&a.health).or_default() += 1;
