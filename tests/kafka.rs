@@ -92,6 +92,24 @@ fn read_all(brokers: &str) -> Vec<Read> {
     out
 }
 
+/// Runs the service against `brokers`, posts the fixture once (published), and checks that the
+/// topic then holds exactly that record, as contracted.
+async fn publish_fixture_once(brokers: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = AppHandle::start(kafka_config(dir.path(), brokers))
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.addr().await.unwrap());
+    let (code, body) = post(&base, FIXTURE).await;
+    assert_eq!((code, body["published"].as_u64()), (200, Some(1)), "{body}");
+    app.shutdown().await;
+    let brokers = brokers.to_owned();
+    let records = tokio::task::spawn_blocking(move || read_all(&brokers))
+        .await
+        .unwrap();
+    assert_contract(&records);
+}
+
 fn assert_contract(records: &[Read]) {
     assert_eq!(records.len(), 1, "{records:?}");
     let r = &records[0];
@@ -210,18 +228,7 @@ async fn produce_errors_are_retried_by_librdkafka_without_duplicates() {
         ],
     );
     let brokers = cluster.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
-    let app = AppHandle::start(kafka_config(dir.path(), &brokers))
-        .await
-        .unwrap();
-    let base = format!("http://{}", app.addr().await.unwrap());
-    let (code, body) = post(&base, FIXTURE).await;
-    assert_eq!((code, body["published"].as_u64()), (200, Some(1)), "{body}");
-    app.shutdown().await;
-    let records = tokio::task::spawn_blocking(move || read_all(&brokers))
-        .await
-        .unwrap();
-    assert_contract(&records);
+    publish_fixture_once(&brokers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,16 +282,5 @@ async fn a_real_kafka_protocol_broker_receives_the_records() {
     }
     assert!(created, "tansu accepted the topic");
 
-    let dir = tempfile::tempdir().unwrap();
-    let app = AppHandle::start(kafka_config(dir.path(), &brokers))
-        .await
-        .unwrap();
-    let base = format!("http://{}", app.addr().await.unwrap());
-    let (code, body) = post(&base, FIXTURE).await;
-    assert_eq!((code, body["published"].as_u64()), (200, Some(1)), "{body}");
-    app.shutdown().await;
-    let records = tokio::task::spawn_blocking(move || read_all(&brokers))
-        .await
-        .unwrap();
-    assert_contract(&records);
+    publish_fixture_once(&brokers).await;
 }
