@@ -12,7 +12,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -57,9 +63,71 @@ impl KafkaOptions {
     }
 }
 
+/// How often the same librdkafka complaint is logged at most.
+const LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// librdkafka's logs and errors, through `tracing`, each distinct message at most once per
+/// [`LOG_EVERY`]: during a broker outage librdkafka reports every reconnect attempt, twice.
+#[derive(Default)]
+pub struct QuietContext {
+    last: Mutex<HashMap<String, std::time::Instant>>,
+}
+
+impl QuietContext {
+    /// Whether `key` was not logged within the last [`LOG_EVERY`] (and records it now).
+    fn due(&self, key: &str) -> bool {
+        let mut last = self.last.lock().expect("log limiter");
+        let now = std::time::Instant::now();
+        match last.get(key) {
+            Some(t) if now.duration_since(*t) < LOG_EVERY => false,
+            _ => {
+                if last.len() > 1024 {
+                    last.clear();
+                }
+                last.insert(key.to_owned(), now);
+                true
+            }
+        }
+    }
+}
+
+impl ClientContext for QuietContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        // Messages differ in counters ("1 identical error(s) suppressed"): key on the start.
+        let key: String = format!("{fac}:{}", message.chars().take(80).collect::<String>());
+        if !self.due(&key) {
+            return;
+        }
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", facility = fac, "{message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", facility = fac, "{message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", facility = fac, "{message}")
+            }
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", facility = fac, "{message}")
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let key = format!("error:{error}");
+        if self.due(&key) {
+            tracing::warn!(target: "librdkafka", error = %error, "{reason}");
+        }
+    }
+}
+
 /// An idempotent producer.
 pub struct KafkaSink {
-    producer: FutureProducer,
+    producer: FutureProducer<QuietContext>,
 }
 
 fn kafka(e: impl std::fmt::Display) -> SinkError {
@@ -69,7 +137,10 @@ fn kafka(e: impl std::fmt::Display) -> SinkError {
 impl KafkaSink {
     /// Creates the producer (it connects in the background).
     pub fn new(options: &KafkaOptions) -> Result<KafkaSink, SinkError> {
-        let producer: FutureProducer = options.client_config().create().map_err(kafka)?;
+        let producer: FutureProducer<QuietContext> = options
+            .client_config()
+            .create_with_context(QuietContext::default())
+            .map_err(kafka)?;
         Ok(KafkaSink { producer })
     }
 
