@@ -33,6 +33,7 @@ use super::metrics::IngestMetrics;
 use super::payload;
 use super::publisher::PublisherMsg;
 use super::router::RouterMsg;
+use crate::emit::Emitter;
 
 /// The `webhook` metric label.
 const WEBHOOK: &str = "alertmanager";
@@ -99,7 +100,7 @@ struct Inner {
     window: Arc<Window>,
     dedup: ActorSlot<DedupMsg>,
     router: ActorSlot<RouterMsg>,
-    publisher: ActorSlot<PublisherMsg>,
+    publisher: Emitter,
     counters: Counters,
 }
 
@@ -169,7 +170,7 @@ impl Webhook {
             window: p.window,
             dedup: p.dedup,
             router: p.router,
-            publisher: p.publisher,
+            publisher: Emitter::Publisher(p.publisher),
             counters: Counters {
                 by_code: codes
                     .iter()
@@ -383,19 +384,11 @@ async fn publish(
         let records = ractor::call!(router, RouterMsg::Translate, batch.clone(), fresh)
             .map_err(|_| "alert router unavailable; retry".to_string())?
             .map_err(|e| format!("cannot translate alerts: {e}"))?;
-        let publisher = inner
+        inner
             .publisher
-            .get()
-            .ok_or("intent sink unavailable; retry")?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        publisher
-            .cast(PublisherMsg::Publish(records, tx))
-            .map_err(|_| "intent sink unavailable; retry".to_string())?;
-        match rx.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("intent sink failed: {e}; retry")),
-            Err(_) => Err("intent sink stopped; retry".to_string()),
-        }
+            .emit(records)
+            .await
+            .map_err(|e| format!("{e}; retry"))
     }
     .await;
     if let Err(e) = &result {
