@@ -59,6 +59,34 @@ pub enum AppError {
     Start,
 }
 
+/// Enabled configuration that this build does not act on yet (its integration is a later
+/// issue): said at start and by `check-config`, never silently ignored.
+pub fn not_yet_served(config: &Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if config.kubernetes().is_some() {
+        out.push("kubernetes_integration (cluster watchers and the read API)");
+    }
+    if config
+        .observability()
+        .is_some_and(|o| o.sli_calculation.is_some())
+    {
+        out.push("observability_integration.sli_calculation (scheduled SLI queries)");
+    }
+    if config.ticketing().is_some() {
+        out.push("ticketing_integration (tickets from facts)");
+    }
+    if config.paging().is_some() {
+        out.push("paging_integration (pages from facts)");
+    }
+    if config.facts.enabled {
+        out.push("facts (the facts consumer)");
+    }
+    if config.tools.enabled {
+        out.push("tools (the agent tool gateway)");
+    }
+    out
+}
+
 /// The restart policy of `supervision.restart`.
 pub fn restart_policy(r: &RestartConfig) -> RestartPolicy {
     RestartPolicy {
@@ -93,6 +121,9 @@ impl AppHandle {
         let argo_metrics = ArgoMetrics::new(&mut registry);
         let readiness = Readiness::new(INGEST);
         report_missing_secrets(&config);
+        for section in not_yet_served(&config) {
+            tracing::warn!(section, "enabled in the configuration but not served by this build yet; only its circuits (if any) run");
+        }
 
         let policy = restart_policy(&config.supervision.restart);
         let (sink, rebuild) = sink(&config);

@@ -112,6 +112,13 @@ pub fn check_config(file: &PathBuf, secrets_dir: Option<&PathBuf>) -> ExitCode {
     for line in config.summary() {
         println!("  {line}");
     }
+    let unserved = crate::app::not_yet_served(&config);
+    if !unserved.is_empty() {
+        println!("  enabled but not served by this build yet:");
+        for section in unserved {
+            println!("    {section}");
+        }
+    }
     if !needs.is_empty() {
         if resolved {
             println!(
