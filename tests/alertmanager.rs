@@ -25,12 +25,7 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 async fn count_200(base: &str) -> u64 {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::get_text(&format!("{base}/metrics")).await;
     text.lines()
         .find(|l| l.starts_with(r#"sre_webhook_requests_total{webhook="alertmanager",code="200"}"#))
         .and_then(|l| l.rsplit(' ').next())

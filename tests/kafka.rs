@@ -15,7 +15,6 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::ClientConfig;
 use sre_config::{Config, SinkKind};
-use sre_integration::app::AppHandle;
 
 const TOPIC: &str = "sre.domain.intents.v1";
 
@@ -96,10 +95,7 @@ fn read_all(brokers: &str) -> Vec<Read> {
 /// topic then holds exactly that record, as contracted.
 async fn publish_fixture_once(brokers: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let app = AppHandle::start(kafka_config(dir.path(), brokers))
-        .await
-        .unwrap();
-    let base = format!("http://{}", app.addr().await.unwrap());
+    let (app, base) = common::start(&kafka_config(dir.path(), brokers)).await;
     let (code, body) = post(&base, FIXTURE).await;
     assert_eq!((code, body["published"].as_u64()), (200, Some(1)), "{body}");
     app.shutdown().await;
@@ -138,15 +134,13 @@ async fn mock_cluster_records_carry_the_contract_and_restarts_do_not_re_emit() {
     let brokers = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let c = kafka_config(dir.path(), &brokers);
-    let app = AppHandle::start(c.clone()).await.unwrap();
-    let base = format!("http://{}", app.addr().await.unwrap());
+    let (app, base) = common::start(&c).await;
     let (code, body) = post(&base, FIXTURE).await;
     assert_eq!((code, body["published"].as_u64()), (200, Some(1)), "{body}");
     app.shutdown().await;
 
     // The window is rebuilt from Kafka by timestamp: a restart does not re-emit.
-    let app = AppHandle::start(c).await.unwrap();
-    let base = format!("http://{}", app.addr().await.unwrap());
+    let (app, base) = common::start(&c).await;
     let (code, body) = post(&base, FIXTURE).await;
     assert_eq!(
         (code, body["duplicates"].as_u64()),
@@ -167,28 +161,15 @@ async fn broker_down_answers_503_records_nothing_and_the_retry_is_published_once
     cluster.create_topic(TOPIC, 1, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let app = AppHandle::start(kafka_config(dir.path(), &brokers))
-        .await
-        .unwrap();
-    let base = format!("http://{}", app.addr().await.unwrap());
+    let (app, base) = common::start(&kafka_config(dir.path(), &brokers)).await;
 
     cluster.broker_down(1).unwrap();
     let (code, body) = post(&base, FIXTURE).await;
     assert_eq!(code, 503, "{body}");
     assert!(body["error"].as_str().unwrap().contains("kafka"), "{body}");
-    let report = reqwest::get(format!("{base}/readyz"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let report = common::get_text(&format!("{base}/readyz")).await;
     assert!(report.contains("intent sink: kafka"), "{report}");
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::get_text(&format!("{base}/metrics")).await;
     assert!(
         metrics.contains(r#"sre_dedup_window_entries{source="alertmanager"} 0"#),
         "{metrics}"

@@ -4,15 +4,8 @@
 
 mod common;
 
-use common::{config, firing, post, post_with, records, FIXTURE, TOKEN};
-use sre_integration::app::AppHandle;
+use common::{config, firing, post, post_with, records, start, FIXTURE, TOKEN};
 use sre_supervision::ChildState;
-
-async fn start(c: &sre_config::Config) -> (AppHandle, String) {
-    let app = AppHandle::start(c.clone()).await.unwrap();
-    let base = format!("http://{}", app.addr().await.unwrap());
-    (app, base)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fixture_becomes_one_intent_with_the_contracted_fields() {
@@ -161,12 +154,7 @@ async fn bad_input_gets_its_status_and_reason_and_publishes_nothing() {
     );
 
     assert!(records(&c).is_empty(), "nothing published for bad input");
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::get_text(&format!("{base}/metrics")).await;
     for (code, n) in [(401, 2), (415, 1), (413, 1), (400, 4)] {
         let line =
             format!("sre_webhook_requests_total{{webhook=\"alertmanager\",code=\"{code}\"}} {n}");
@@ -223,16 +211,11 @@ async fn a_failing_sink_answers_503_records_nothing_and_the_retry_is_accepted() 
         "{body}"
     );
 
-    // The publisher failed and is being restarted; readiness says why.
+    // The publisher failed and is being restarted.
     app.observer()
         .wait_until(|t| t.iter().any(|c| c.name == "publisher" && c.restarts >= 1))
         .await;
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::get_text(&format!("{base}/metrics")).await;
     assert!(
         metrics.contains(r#"sre_dedup_window_entries{source="alertmanager"} 0"#),
         "{metrics}"

@@ -686,7 +686,7 @@ fn dedup_bytes(n: usize) -> f64 {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let mut registry = prometheus_client_registry();
+        let mut registry = prometheus_client::registry::Registry::default();
         let metrics = sre_actors::ingest::metrics::IngestMetrics::new(&mut registry);
         let args = DedupArgs {
             window: Duration::from_secs(300),
@@ -723,10 +723,6 @@ fn dedup_bytes(n: usize) -> f64 {
         let after = rss_bytes();
         (after.saturating_sub(before)) as f64 / n as f64
     })
-}
-
-fn prometheus_client_registry() -> prometheus_client::registry::Registry {
-    prometheus_client::registry::Registry::default()
 }
 
 fn ceiling(listen: SocketAddr) {

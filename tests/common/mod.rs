@@ -81,6 +81,27 @@ pub async fn post_with(
     )
 }
 
+/// Starts the program with `c`; returns it and its base URL.
+pub async fn start(c: &Config) -> (sre_integration::app::AppHandle, String) {
+    let app = sre_integration::app::AppHandle::start(c.clone())
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.addr().await.unwrap());
+    (app, base)
+}
+
+/// `GET url` as text.
+pub async fn get_text(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A shared HTTP client (rustls provider installed).
 pub fn client() -> reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
