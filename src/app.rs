@@ -6,6 +6,7 @@
 //! ├── providers   one ProviderCircuit per upstream (jira, github, ..., argocd:<env>, k8s:<cluster>)
 //! ├── ingest      publisher (owns the sink) · dedup (windows) · router (alerts → intents)
 //! │               · http (the HttpServer actor: the webhook and the operator endpoints)
+//! ├── clusters    one ClusterWatcher per Kubernetes cluster (when enabled)
 //! └── argocd      one EnvPoller per ArgoCD environment (when enabled)
 //! ```
 //!
@@ -26,6 +27,10 @@ use sre_actors::ingest::metrics::IngestMetrics;
 use sre_actors::ingest::publisher::{IntentPublisher, PublisherArgs, PublisherMsg, SinkSpec};
 use sre_actors::ingest::router::{AlertRouter, RouterArgs};
 use sre_actors::ingest::webhook::{Auth, Webhook, WebhookParts};
+use sre_actors::kubernetes::client::Guard;
+use sre_actors::kubernetes::cluster::{ClusterWatcher, WatcherArgs};
+use sre_actors::kubernetes::metrics::KubeMetrics;
+use sre_actors::kubernetes::records::Context;
 use sre_actors::providers::{ProviderMetrics, Providers, TlsOptions};
 use sre_config::{AlertmanagerConfig, Config, RestartConfig, SecretStore, SinkKind, WebhookAuth};
 use sre_sink::embedded::LogOptions;
@@ -47,6 +52,8 @@ pub const PROVIDERS: &str = "providers";
 pub const INGEST: &str = "ingest";
 /// Name of the supervisor of the ArgoCD pollers.
 pub const ARGOCD: &str = "argocd";
+/// Name of the supervisor of the Kubernetes cluster watchers.
+pub const CLUSTERS: &str = "clusters";
 
 /// Why the program could not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,9 +70,6 @@ pub enum AppError {
 /// issue): said at start and by `check-config`, never silently ignored.
 pub fn not_yet_served(config: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
-    if config.kubernetes().is_some() {
-        out.push("kubernetes_integration (cluster watchers and the read API)");
-    }
     if config
         .observability()
         .is_some_and(|o| o.sli_calculation.is_some())
@@ -119,6 +123,7 @@ impl AppHandle {
         let providers = Providers::new(&config, ProviderMetrics::new(&mut registry));
         let ingest_metrics = IngestMetrics::new(&mut registry);
         let argo_metrics = ArgoMetrics::new(&mut registry);
+        let kube_metrics = KubeMetrics::new(&mut registry);
         let readiness = Readiness::new(INGEST);
         report_missing_secrets(&config);
         for section in not_yet_served(&config) {
@@ -140,14 +145,19 @@ impl AppHandle {
                     (IntentPublisher, publisher.clone())
                 }));
         let mut webhook_routes = None;
-        if let Some(am) = config.alertmanager() {
+        let dedup = (config.alertmanager().is_some() || config.kubernetes().is_some())
+            .then(|| dedup_child(&config, &ingest_metrics, rebuild));
+        if let Some((child, _, _)) = &dedup {
+            ingest = ingest.child(child.clone());
+        }
+        if let (Some(am), Some((_, slot, window))) = (config.alertmanager(), &dedup) {
             let (children, routes) = alert_path(
                 &config,
                 &am,
                 &ingest_metrics,
                 &readiness,
                 publisher_slot.clone(),
-                rebuild,
+                (slot.clone(), window.clone()),
             );
             for c in children {
                 ingest = ingest.child(c);
@@ -182,6 +192,23 @@ impl AppHandle {
                 providers.supervisor(policy.clone(), observer.clone()),
             ))
             .child(ChildSpec::supervisor(ingest));
+        let root = match cluster_watchers(
+            &config,
+            &providers,
+            &kube_metrics,
+            &readiness,
+            &publisher_slot,
+            dedup.as_ref().map(|(_, slot, _)| slot.clone()),
+        ) {
+            Some(watchers) => {
+                let mut spec = SupervisorSpec::new(CLUSTERS, policy.clone(), observer.clone());
+                for w in watchers {
+                    spec = spec.child(w);
+                }
+                root.child(ChildSpec::supervisor(spec))
+            }
+            None => root,
+        };
         let root = match argocd_pollers(
             &config,
             &providers,
@@ -278,14 +305,48 @@ fn report_missing_secrets(config: &Config) {
     }
 }
 
-/// The alert path's actors (publisher, dedup, router) and the webhook route.
+/// The dedup window's length: AlertManager's `dedup_window`, else the default (5 minutes).
+fn dedup_window(config: &Config) -> std::time::Duration {
+    config
+        .alertmanager()
+        .map_or(std::time::Duration::from_secs(300), |am| {
+            am.idempotency.dedup_window
+        })
+}
+
+/// The dedup actor (shared by the webhook and the cluster watchers), its slot and window.
+fn dedup_child(
+    config: &Config,
+    metrics: &IngestMetrics,
+    rebuild: Rebuild,
+) -> (ChildSpec, ActorSlot<DedupMsg>, Arc<Window>) {
+    let slot: ActorSlot<DedupMsg> = ActorSlot::default();
+    let shared = Arc::new(Window::default());
+    let (window, dedup_metrics) = (dedup_window(config), metrics.clone());
+    let (slot_fn, window_fn) = (slot.clone(), shared.clone());
+    let child = ChildSpec::actor("dedup", move || {
+        (
+            Dedup,
+            DedupArgs {
+                window,
+                shared: window_fn.clone(),
+                slot: slot_fn.clone(),
+                rebuild: rebuild.clone(),
+                metrics: dedup_metrics.clone(),
+            },
+        )
+    });
+    (child, slot, shared)
+}
+
+/// The alert path's router actor and the webhook route.
 fn alert_path(
     config: &Config,
     am: &AlertmanagerConfig,
     metrics: &IngestMetrics,
     readiness: &Readiness,
     publisher: ActorSlot<PublisherMsg>,
-    rebuild: Rebuild,
+    (dedup_slot, shared): (ActorSlot<DedupMsg>, Arc<Window>),
 ) -> (Vec<ChildSpec>, axum::Router) {
     let router_args = RouterArgs {
         topic: config.intents.topic.clone(),
@@ -293,28 +354,10 @@ fn alert_path(
         auto_create: am.auto_create_incident.clone(),
         slot: ActorSlot::default(),
     };
-    let dedup_slot: ActorSlot<DedupMsg> = ActorSlot::default();
-    let shared = Arc::new(Window::default());
-    let (window, dedup_metrics) = (am.idempotency.dedup_window, metrics.clone());
-    let (slot, rebuild_fn, window_fn) = (dedup_slot.clone(), rebuild.clone(), shared.clone());
-    let children = vec![
-        ChildSpec::actor("dedup", move || {
-            (
-                Dedup,
-                DedupArgs {
-                    window,
-                    shared: window_fn.clone(),
-                    slot: slot.clone(),
-                    rebuild: rebuild_fn.clone(),
-                    metrics: dedup_metrics.clone(),
-                },
-            )
-        }),
-        ChildSpec::actor("router", {
-            let a = router_args.clone();
-            move || (AlertRouter, a.clone())
-        }),
-    ];
+    let children = vec![ChildSpec::actor("router", {
+        let a = router_args.clone();
+        move || (AlertRouter, a.clone())
+    })];
     let auth = webhook_auth(config, &am.auth, readiness);
     let webhook = Webhook::new(WebhookParts {
         auth,
@@ -403,6 +446,50 @@ fn sink(config: &Config) -> (SinkSpec, Rebuild) {
             (SinkSpec::Kafka(options), rebuild)
         }
     }
+}
+
+/// One `ClusterWatcher` per configured cluster, each behind `k8s:<cluster>`.
+fn cluster_watchers(
+    config: &Config,
+    providers: &Providers,
+    metrics: &KubeMetrics,
+    readiness: &Readiness,
+    publisher: &ActorSlot<PublisherMsg>,
+    dedup: Option<ActorSlot<DedupMsg>>,
+) -> Option<Vec<ChildSpec>> {
+    let k = config.kubernetes()?;
+    let watchers = k
+        .clusters
+        .iter()
+        .filter_map(|cluster| {
+            let provider = format!("k8s:{}", cluster.name);
+            let guard = Guard {
+                circuit: providers.circuit(&provider)?.clone(),
+                timeout: providers.timeout(&provider)?,
+                metrics: providers.metrics().clone(),
+            };
+            let args = WatcherArgs {
+                cluster: cluster.clone(),
+                watch: k.watch.clone(),
+                poll_interval: k.poll_interval,
+                secrets: SecretStore::new(&config.secrets.dir),
+                guard,
+                context: Context {
+                    cluster: cluster.name.clone(),
+                    topic: config.intents.topic.clone(),
+                    source: format!("{}/kubernetes/{}", config.intents.source, cluster.name),
+                },
+                emitter: Emitter::Publisher(publisher.clone()),
+                dedup: dedup.clone(),
+                metrics: metrics.clone(),
+                readiness: readiness.clone(),
+            };
+            Some(ChildSpec::actor(cluster.name.clone(), move || {
+                (ClusterWatcher, args.clone())
+            }))
+        })
+        .collect();
+    Some(watchers)
 }
 
 /// One `EnvPoller` per enabled ArgoCD environment, each calling out through `argocd:<env>`.

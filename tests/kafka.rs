@@ -171,7 +171,7 @@ async fn broker_down_answers_503_records_nothing_and_the_retry_is_published_once
     assert!(report.contains("intent sink: kafka"), "{report}");
     let metrics = common::get_text(&format!("{base}/metrics")).await;
     assert!(
-        metrics.contains(r#"sre_dedup_window_entries{source="alertmanager"} 0"#),
+        metrics.contains(r#"sre_dedup_window_entries{source="all"} 0"#),
         "{metrics}"
     );
     assert!(

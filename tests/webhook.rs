@@ -217,7 +217,7 @@ async fn a_failing_sink_answers_503_records_nothing_and_the_retry_is_accepted() 
         .await;
     let metrics = common::get_text(&format!("{base}/metrics")).await;
     assert!(
-        metrics.contains(r#"sre_dedup_window_entries{source="alertmanager"} 0"#),
+        metrics.contains(r#"sre_dedup_window_entries{source="all"} 0"#),
         "{metrics}"
     );
     assert!(

@@ -12,4 +12,5 @@
 pub mod argocd;
 pub mod emit;
 pub mod ingest;
+pub mod kubernetes;
 pub mod providers;

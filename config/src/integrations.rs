@@ -64,6 +64,10 @@ pub struct WatchConfig {
     /// Resource kinds to watch.
     #[serde(default = "default_resource_types")]
     pub resource_types: Vec<ResourceType>,
+    /// Warning events last seen longer ago than this are not published (on start, after a
+    /// relist); keep it no longer than the dedup window so a restart cannot re-publish.
+    #[serde(default = "default_event_max_age", with = "humantime_serde")]
+    pub event_max_age: Duration,
 }
 
 impl Default for WatchConfig {
@@ -71,8 +75,13 @@ impl Default for WatchConfig {
         WatchConfig {
             namespaces: default_namespaces(),
             resource_types: default_resource_types(),
+            event_max_age: default_event_max_age(),
         }
     }
+}
+
+fn default_event_max_age() -> Duration {
+    Duration::from_secs(300)
 }
 
 fn default_namespaces() -> Vec<String> {

@@ -8,9 +8,12 @@
 //! - [`record`]: the record and its headers.
 //! - [`alert`]: `IngestAlertRequested` and `CreateIncidentRequested` payloads.
 //! - [`argocd`]: `RecordFleetStateRequested` and ArgoCD `RecordHealthCheckRequested` payloads.
+//! - [`kubernetes`]: Kubernetes `RecordHealthCheckRequested` and Warning-event
+//!   `IngestAlertRequested` payloads.
 
 pub mod alert;
 pub mod argocd;
+pub mod kubernetes;
 pub mod record;
 
 pub use record::{ce_id, Header, IntentRecord, IntentType};

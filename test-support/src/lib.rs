@@ -7,8 +7,11 @@
 //! # Layout
 //! - [`upstream`]: [`FakeUpstream`], a scripted HTTP server for any JSON API.
 //! - [`argocd`]: [`argocd::FakeArgoCd`], ArgoCD's application list with auth and failures.
+//! - [`kube`]: [`kube::FakeKube`], a Kubernetes API server (lists, watches, discovery, logs)
+//!   for the real kube-rs client, with expiring and dropped watches and failures on command.
 
 pub mod argocd;
+pub mod kube;
 pub mod upstream;
 
 pub use upstream::{FakeUpstream, Recorded, Reply};

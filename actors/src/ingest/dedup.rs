@@ -185,10 +185,19 @@ pub struct DedupArgs {
     pub metrics: IngestMetrics,
 }
 
+/// Who claims (the `source` label of `sre_dedup_decisions_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DedupSource {
+    /// The AlertManager webhook (`am:` keys).
+    Alertmanager,
+    /// Kubernetes Warning events (`k8sevent:` keys).
+    Kubernetes,
+}
+
 /// Messages.
 pub enum DedupMsg {
     /// Claims keys (distinct within the call), answering one [`Claim`] each, in order.
-    Claim(Vec<u64>, RpcReplyPort<Vec<Claim>>),
+    Claim(DedupSource, Vec<u64>, RpcReplyPort<Vec<Claim>>),
     /// Releases claimed keys: into the window when `durable`, else forgotten.
     Settle {
         /// The keys claimed fresh.
@@ -208,7 +217,7 @@ pub struct DedupState {
     in_flight: Map<Vec<oneshot::Sender<bool>>>,
     slot: ActorSlot<DedupMsg>,
     entries: Gauge,
-    decisions: [Counter; 3],
+    decisions: [[Counter; 3]; 2],
 }
 
 impl Actor for Dedup {
@@ -227,9 +236,10 @@ impl Actor for Dedup {
             queue: VecDeque::new(),
             in_flight: Map::default(),
             slot: args.slot,
-            entries: args.metrics.window_entries("alertmanager"),
-            decisions: ["new", "duplicate", "in_flight"]
-                .map(|d| args.metrics.decision("alertmanager", d)),
+            entries: args.metrics.window_entries("all"),
+            decisions: ["alertmanager", "kubernetes"].map(|source| {
+                ["new", "duplicate", "in_flight"].map(|d| args.metrics.decision(source, d))
+            }),
         };
         let (rebuild, window) = (args.rebuild.clone(), args.window);
         let recent = tokio::task::spawn_blocking(move || rebuild(window))
@@ -272,7 +282,7 @@ impl Actor for Dedup {
         state: &mut DedupState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            DedupMsg::Claim(keys, reply) => on_claim(state, keys, reply),
+            DedupMsg::Claim(source, keys, reply) => on_claim(state, source, keys, reply),
             DedupMsg::Settle { keys, durable } => on_settle(state, keys, durable),
             DedupMsg::Len(reply) => {
                 let _ = reply.send(state.shared.len());
@@ -301,25 +311,31 @@ impl DedupState {
     }
 }
 
-fn on_claim(state: &mut DedupState, keys: Vec<u64>, reply: RpcReplyPort<Vec<Claim>>) {
+fn on_claim(
+    state: &mut DedupState,
+    source: DedupSource,
+    keys: Vec<u64>,
+    reply: RpcReplyPort<Vec<Claim>>,
+) {
     state.expire();
+    let decisions = &state.decisions[source as usize];
     let claims = keys
         .into_iter()
         .map(|key| {
             if state.shared.contains(key) {
-                state.decisions[1].inc();
+                decisions[1].inc();
                 return Claim::Duplicate;
             }
             match state.in_flight.entry(key) {
                 Entry::Occupied(mut waiters) => {
                     let (tx, rx) = oneshot::channel();
                     waiters.get_mut().push(tx);
-                    state.decisions[2].inc();
+                    decisions[2].inc();
                     Claim::Pending(rx)
                 }
                 Entry::Vacant(v) => {
                     v.insert(Vec::new());
-                    state.decisions[0].inc();
+                    decisions[0].inc();
                     Claim::Fresh
                 }
             }

@@ -28,7 +28,7 @@ use sre_config::{KeySource, SecretString};
 use sre_supervision::ActorSlot;
 
 use super::batch::AlertBatch;
-use super::dedup::{Claim, DedupMsg, Window};
+use super::dedup::{Claim, DedupMsg, DedupSource, Window};
 use super::metrics::IngestMetrics;
 use super::payload;
 use super::publisher::PublisherMsg;
@@ -312,7 +312,7 @@ impl Webhook {
             .get()
             .ok_or_else(|| unavailable("deduplication"))?;
         let keys = firsts.iter().map(|i| batch.alerts[*i].hash).collect();
-        let claims = ractor::call!(dedup, DedupMsg::Claim, keys)
+        let claims = ractor::call!(dedup, DedupMsg::Claim, DedupSource::Alertmanager, keys)
             .map_err(|_| unavailable("deduplication"))?;
 
         let mut fresh = Vec::new();

@@ -1,0 +1,120 @@
+//! Kubernetes metrics. `cluster` comes from configuration; `resource` is one of the watched
+//! kinds (`pods`, `deployments`, `services`, `endpointslices`, `events`); the other labels are
+//! small fixed sets:
+//! - `sre_k8s_watch_events_total{cluster,resource,event}`: `added` (incl. listed), `modified`,
+//!   `deleted`, `error`.
+//! - `sre_k8s_relists_total{cluster,resource,reason}`: full lists, by why: `initial`,
+//!   `expired` (410 Gone), `error` (after another failure), `reconcile` (the periodic poll).
+//! - `sre_k8s_objects{cluster,resource}`: objects remembered.
+//! - `sre_k8s_last_sync_timestamp_seconds{cluster,resource}`: when the last full list completed
+//!   or the last watch event arrived.
+//! - `sre_k8s_health_transitions_total{cluster,kind,to}`: transitions emitted, by kind and new
+//!   state.
+//! - `sre_k8s_warning_events_total{cluster,decision}`: Warning events `published`, `duplicate`
+//!   (already published), `too_old` (older than `event_max_age`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// `{cluster,resource,event}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// Cluster.
+    pub cluster: String,
+    /// Resource.
+    pub resource: &'static str,
+    /// Event type.
+    pub event: &'static str,
+}
+
+/// `{cluster,resource,reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RelistLabels {
+    /// Cluster.
+    pub cluster: String,
+    /// Resource.
+    pub resource: &'static str,
+    /// Why.
+    pub reason: &'static str,
+}
+
+/// `{cluster,resource}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    /// Cluster.
+    pub cluster: String,
+    /// Resource.
+    pub resource: &'static str,
+}
+
+/// `{cluster,kind,to}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabels {
+    /// Cluster.
+    pub cluster: String,
+    /// Kind.
+    pub kind: &'static str,
+    /// New state.
+    pub to: &'static str,
+}
+
+/// `{cluster,decision}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WarningLabels {
+    /// Cluster.
+    pub cluster: String,
+    /// Decision.
+    pub decision: &'static str,
+}
+
+/// The families.
+#[derive(Clone, Debug, Default)]
+pub struct KubeMetrics {
+    pub(crate) events: Family<EventLabels, Counter>,
+    pub(crate) relists: Family<RelistLabels, Counter>,
+    pub(crate) objects: Family<ResourceLabels, Gauge>,
+    pub(crate) last_sync: Family<ResourceLabels, Gauge>,
+    pub(crate) transitions: Family<TransitionLabels, Counter>,
+    pub(crate) warnings: Family<WarningLabels, Counter>,
+}
+
+impl KubeMetrics {
+    /// Creates and registers the families.
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = KubeMetrics::default();
+        registry.register(
+            "sre_k8s_watch_events",
+            "Kubernetes watch events by resource and type",
+            m.events.clone(),
+        );
+        registry.register(
+            "sre_k8s_relists",
+            "Full lists of a Kubernetes resource, by reason",
+            m.relists.clone(),
+        );
+        registry.register(
+            "sre_k8s_objects",
+            "Kubernetes objects remembered per resource",
+            m.objects.clone(),
+        );
+        registry.register(
+            "sre_k8s_last_sync_timestamp_seconds",
+            "When a Kubernetes resource was last in sync (list completed or watch event)",
+            m.last_sync.clone(),
+        );
+        registry.register(
+            "sre_k8s_health_transitions",
+            "Kubernetes health transitions emitted, by kind and new state",
+            m.transitions.clone(),
+        );
+        registry.register(
+            "sre_k8s_warning_events",
+            "Kubernetes Warning events by decision",
+            m.warnings.clone(),
+        );
+        m
+    }
+}

@@ -1,0 +1,719 @@
+//! The cluster watchers against the fake Kubernetes API server (real kube-rs client, ordinary
+//! kubeconfig), on paused tokio time: health transitions only on state changes, Warning events
+//! published once across reconnects and relists, deletions during a 410 gap reported, one dead
+//! cluster restarted and parked alone, namespace globs.
+
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use ractor::{Actor, ActorRef};
+use serde_json::{json, Value};
+use sre_actors::emit::Emitter;
+use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, Window};
+use sre_actors::ingest::metrics::IngestMetrics;
+use sre_actors::kubernetes::client::Guard;
+use sre_actors::kubernetes::cluster::{ClusterWatcher, WatcherArgs};
+use sre_actors::kubernetes::metrics::KubeMetrics;
+use sre_actors::kubernetes::records::Context;
+use sre_actors::providers::{BreakerConfig, ProviderMetrics, Providers};
+use sre_config::{ClusterConfig, ResourceType, RetryConfig, SecretStore, Upstream, WatchConfig};
+use sre_intents::IntentRecord;
+use sre_supervision::{
+    ActorSlot, ChildSpec, ChildState, Observer, Readiness, RestartPolicy, Supervisor,
+    SupervisorMsg, SupervisorSpec,
+};
+use sre_test_support::kube::{self as fk, FakeKube};
+use tokio::sync::mpsc;
+
+const NS: &str = "ameide-core";
+const POLL: Duration = Duration::from_secs(60);
+
+struct Rig {
+    root: ActorRef<SupervisorMsg>,
+    observer: Observer,
+    registry: Registry,
+    rx: mpsc::UnboundedReceiver<Vec<IntentRecord>>,
+    _dir: tempfile::TempDir,
+}
+
+fn watch(types: &[ResourceType], namespaces: &[&str]) -> WatchConfig {
+    WatchConfig {
+        namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+        resource_types: types.to_vec(),
+        event_max_age: Duration::from_secs(300),
+    }
+}
+
+async fn rig(clusters: &[(&str, &FakeKube)], watch: WatchConfig) -> Rig {
+    sre_actors::providers::client::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let retry = RetryConfig {
+        max_attempts: 1,
+        backoff_min: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(2),
+        timeout: Duration::from_secs(5),
+        max_retry_after: Duration::from_secs(60),
+    };
+    let breaker = BreakerConfig {
+        failure_rate_threshold: 0.5,
+        window: Duration::from_secs(120),
+        minimum_calls: 5,
+        open_duration: Duration::from_secs(30),
+        half_open_trials: 1,
+    };
+    let upstreams = clusters
+        .iter()
+        .map(|(name, _)| Upstream {
+            name: format!("k8s:{name}"),
+            base_url: None,
+            timeout: Duration::from_secs(5),
+        })
+        .collect();
+    let mut registry = Registry::default();
+    let providers = Providers::from_upstreams(
+        upstreams,
+        breaker,
+        retry,
+        ProviderMetrics::new(&mut registry),
+    );
+    let metrics = KubeMetrics::new(&mut registry);
+    let ingest_metrics = IngestMetrics::new(&mut registry);
+    let observer = Observer::default();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let policy = RestartPolicy {
+        backoff_min: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(30),
+        jitter: 0.0,
+        max_restarts: 3,
+        period: Duration::from_secs(600),
+        cool_down: Duration::from_secs(3600),
+    };
+    let dedup_slot: ActorSlot<DedupMsg> = ActorSlot::default();
+    let dedup_args = {
+        let slot = dedup_slot.clone();
+        let shared = std::sync::Arc::new(Window::default());
+        let metrics = ingest_metrics.clone();
+        move || {
+            (
+                Dedup,
+                DedupArgs {
+                    window: Duration::from_secs(300),
+                    shared: shared.clone(),
+                    slot: slot.clone(),
+                    rebuild: std::sync::Arc::new(|_| Ok(Vec::new())),
+                    metrics: metrics.clone(),
+                },
+            )
+        }
+    };
+    let mut spec = SupervisorSpec::new("clusters", policy.clone(), observer.clone());
+    for (name, fake) in clusters {
+        let path = dir.path().join(format!("{name}.kubeconfig"));
+        std::fs::write(&path, fake.kubeconfig()).unwrap();
+        let provider = format!("k8s:{name}");
+        let args = WatcherArgs {
+            cluster: ClusterConfig {
+                name: name.to_string(),
+                kubeconfig_secret_ref: None,
+                kubeconfig_path: Some(path),
+                in_cluster: false,
+            },
+            watch: watch.clone(),
+            poll_interval: POLL,
+            secrets: SecretStore::new(dir.path()),
+            guard: Guard {
+                circuit: providers.circuit(&provider).unwrap().clone(),
+                timeout: Duration::from_secs(5),
+                metrics: providers.metrics().clone(),
+            },
+            context: Context {
+                cluster: name.to_string(),
+                topic: "sre.domain.intents.v1".into(),
+                source: format!("sre-integration/kubernetes/{name}"),
+            },
+            emitter: Emitter::Channel(tx.clone()),
+            dedup: Some(dedup_slot.clone()),
+            metrics: metrics.clone(),
+            readiness: Readiness::default(),
+        };
+        spec = spec.child(ChildSpec::actor(name.to_string(), move || {
+            (ClusterWatcher, args.clone())
+        }));
+    }
+    let root = SupervisorSpec::new("root", policy.clone(), observer.clone())
+        .child(ChildSpec::supervisor(
+            providers.supervisor(policy.clone(), observer.clone()),
+        ))
+        .child(ChildSpec::supervisor(
+            SupervisorSpec::new("ingest", policy, observer.clone())
+                .child(ChildSpec::actor("dedup", dedup_args)),
+        ))
+        .child(ChildSpec::supervisor(spec));
+    let (root, _) = Actor::spawn(None, Supervisor, root).await.unwrap();
+    sre_supervision::wait_started(&root).await.unwrap();
+    Rig {
+        root,
+        observer,
+        registry,
+        rx,
+        _dir: dir,
+    }
+}
+
+impl Rig {
+    /// The next batch of intents.
+    async fn next(&mut self) -> Vec<IntentRecord> {
+        tokio::time::timeout(Duration::from_secs(600), self.rx.recv())
+            .await
+            .expect("an intent within 10 minutes")
+            .expect("channel open")
+    }
+
+    fn metrics(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).unwrap();
+        out
+    }
+
+    async fn stop(self) {
+        self.root.stop_and_wait(None, None).await.unwrap();
+    }
+}
+
+/// Lets the watcher open its watches (virtual time; bounded).
+async fn watching(fake: &FakeKube, n: usize) {
+    for _ in 0..1000 {
+        if fake.open_watches() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the watcher never opened {n} watch(es)");
+}
+
+fn value(r: &IntentRecord) -> Value {
+    serde_json::from_str(r.value.get()).unwrap()
+}
+
+/// `pod` with its only container in `waiting` `reason`, not ready, after `restarts` restarts.
+fn crashing(mut pod: Value, reason: &str, restarts: u32) -> Value {
+    pod["status"]["conditions"] = json!([
+        {"type": "Ready", "status": "False", "reason": "ContainersNotReady",
+         "message": "containers with unready status: [app]", "lastTransitionTime": "2026-11-29T01:00:00Z"},
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-11-29T00:00:00Z"}
+    ]);
+    let c = &mut pod["status"]["containerStatuses"][0];
+    c["ready"] = json!(false);
+    c["restartCount"] = json!(restarts);
+    c["state"] = json!({"waiting": {"reason": reason, "message": format!("back-off {restarts}0s restarting failed container=app")}});
+    c["lastState"] = json!({"terminated": {"exitCode": 1, "reason": "Error"}});
+    pod
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_looping_pod_is_one_transition_and_its_recovery_another() {
+    let fake = FakeKube::start().await;
+    fake.apply(fk::pod(NS, "api"));
+    let mut r = rig(
+        &[("dev", &fake)],
+        watch(&[ResourceType::Pods], &["ameide-*"]),
+    )
+    .await;
+
+    let batch = r.next().await;
+    assert_eq!(batch.len(), 1);
+    let v = value(&batch[0]);
+    assert_eq!(batch[0].key, "health:dev/ameide-core/Pod/api");
+    assert_eq!(
+        batch[0].header("ce_type"),
+        Some("RecordHealthCheckRequested")
+    );
+    assert_eq!(v["reason"], "baseline");
+    assert_eq!(v["current"]["state"], "Healthy");
+    assert_eq!(v["cluster"], "dev");
+    assert!(v["previous"].is_null());
+
+    fake.apply(crashing(fk::pod(NS, "api"), "CrashLoopBackOff", 1));
+    let batch = r.next().await;
+    assert_eq!(batch.len(), 1);
+    let v = value(&batch[0]);
+    assert_eq!(
+        (
+            v["reason"].as_str(),
+            v["previous"]["state"].as_str(),
+            v["current"]["state"].as_str()
+        ),
+        (Some("changed"), Some("Healthy"), Some("Failing"))
+    );
+    assert_eq!(v["current"]["reason"], "CrashLoopBackOff");
+    assert!(v["current"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("back-off"));
+    let uid = v["subject"]["uid"].as_str().unwrap().to_owned();
+    assert_eq!(
+        batch[0].idempotency_key(),
+        Some(format!("k8s:dev:{uid}:Failing:2026-11-29T01:00:00Z").as_str()),
+        "the episode is the Ready condition's transition time: stable across restarts"
+    );
+
+    // Status-only updates: the restart count and the reason move, the state does not.
+    for restarts in 2..5 {
+        fake.apply(crashing(fk::pod(NS, "api"), "CrashLoopBackOff", restarts));
+    }
+    fake.apply(crashing(fk::pod(NS, "api"), "Error", 5));
+    fake.apply(fk::pod(NS, "api"));
+    // The next intent is the recovery: nothing was emitted for the updates in between.
+    let batch = r.next().await;
+    assert_eq!(batch.len(), 1, "{batch:?}");
+    let v = value(&batch[0]);
+    assert_eq!(
+        (
+            v["previous"]["state"].as_str(),
+            v["current"]["state"].as_str()
+        ),
+        (Some("Failing"), Some("Healthy"))
+    );
+    let m = r.metrics();
+    assert!(
+        m.contains(r#"sre_k8s_health_transitions_total{cluster="dev",kind="Pod",to="Failing"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"sre_k8s_objects{cluster="dev",resource="pods"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"sre_k8s_relists_total{cluster="dev",resource="pods",reason="initial"} 1"#),
+        "{m}"
+    );
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deployment_past_its_progress_deadline_is_failed() {
+    let fake = FakeKube::start().await;
+    fake.apply(fk::deployment(NS, "api", 3));
+    let mut r = rig(
+        &[("dev", &fake)],
+        watch(&[ResourceType::Deployments], &["ameide-*"]),
+    )
+    .await;
+    let v = value(&r.next().await[0]);
+    assert_eq!(v["current"]["state"], "Healthy");
+    assert_eq!(v["subject"]["kind"], "Deployment");
+
+    let mut d = fk::deployment(NS, "api", 3);
+    d["metadata"]["generation"] = json!(2);
+    d["status"]["observedGeneration"] = json!(2);
+    d["status"]["updatedReplicas"] = json!(1);
+    d["status"]["replicas"] = json!(4);
+    d["status"]["conditions"] = json!([
+        {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "lastTransitionTime": "2026-11-29T00:00:00Z"},
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+         "message": "ReplicaSet \"api-5d4f\" has timed out progressing.", "lastTransitionTime": "2026-11-29T01:10:00Z"}
+    ]);
+    fake.apply(d);
+    let batch = r.next().await;
+    let v = value(&batch[0]);
+    assert_eq!(
+        (
+            v["current"]["state"].as_str(),
+            v["current"]["reason"].as_str()
+        ),
+        (Some("Failed"), Some("ProgressDeadlineExceeded"))
+    );
+    assert!(batch[0]
+        .idempotency_key()
+        .unwrap()
+        .ends_with(":Failed:2026-11-29T01:10:00Z"));
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_warning_event_is_one_alert_across_reconnects_and_relists() {
+    let fake = FakeKube::start().await;
+    fake.apply(fk::warning_event(
+        NS,
+        "api.1",
+        "Pod",
+        "api",
+        "BackOff",
+        "Back-off restarting failed container",
+        1,
+    ));
+    let mut normal = fk::warning_event(NS, "api.2", "Pod", "api", "Pulled", "pulled", 1);
+    normal["type"] = json!("Normal");
+    fake.apply(normal);
+    let mut r = rig(
+        &[("dev", &fake)],
+        watch(&[ResourceType::Events], &["ameide-*"]),
+    )
+    .await;
+
+    let batch = r.next().await;
+    assert_eq!(batch.len(), 1, "the Normal event is not an alert");
+    let rec = &batch[0];
+    assert_eq!(rec.header("ce_type"), Some("IngestAlertRequested"));
+    let v = value(rec);
+    assert_eq!(v["source"], "kubernetes");
+    assert_eq!(v["reason"], "BackOff");
+    assert_eq!(v["count"], 1);
+    assert_eq!(v["involvedObject"]["kind"], "Pod");
+    assert_eq!(v["involvedObject"]["name"], "api");
+    assert_eq!(v["labels"]["namespace"], NS);
+    assert_eq!(
+        rec.key,
+        format!("alert:{}", v["fingerprint"].as_str().unwrap())
+    );
+    let uid = fk::uid_for("Event", NS, "api.1");
+    assert_eq!(
+        rec.idempotency_key(),
+        Some(format!("k8sevent:dev:{uid}:1").as_str())
+    );
+
+    // A forced reconnect, then a 410 and a relist: the event is listed again, not re-published.
+    fake.disconnect_watches();
+    fake.apply(fk::warning_event(
+        NS,
+        "db.1",
+        "Pod",
+        "db",
+        "Unhealthy",
+        "Readiness probe failed",
+        1,
+    ));
+    let batch = r.next().await;
+    assert_eq!(batch.len(), 1);
+    assert_eq!(value(&batch[0])["involvedObject"]["name"], "db");
+    fake.expire_watches();
+    fake.apply(fk::warning_event(
+        NS,
+        "web.1",
+        "Pod",
+        "web",
+        "Unhealthy",
+        "Liveness probe failed",
+        1,
+    ));
+    let batch = r.next().await;
+    assert_eq!(
+        batch.len(),
+        1,
+        "after the relist only the new event: {batch:?}"
+    );
+    assert_eq!(value(&batch[0])["involvedObject"]["name"], "web");
+
+    // The same event seen again (its count grows): a new occurrence, a new alert.
+    fake.apply(fk::warning_event(
+        NS,
+        "api.1",
+        "Pod",
+        "api",
+        "BackOff",
+        "Back-off restarting failed container",
+        2,
+    ));
+    let batch = r.next().await;
+    assert_eq!(batch.len(), 1);
+    assert_eq!(
+        batch[0].idempotency_key(),
+        Some(format!("k8sevent:dev:{uid}:2").as_str())
+    );
+    let m = r.metrics();
+    assert!(
+        m.contains(r#"sre_k8s_relists_total{cluster="dev",resource="events",reason="expired"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"sre_k8s_warning_events_total{cluster="dev",decision="published"} 4"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"sre_dedup_decisions_total{source="kubernetes",decision="new"} 4"#),
+        "{m}"
+    );
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn old_warning_events_are_not_published_on_start() {
+    let fake = FakeKube::start().await;
+    let mut old = fk::warning_event(NS, "old.1", "Pod", "old", "BackOff", "long ago", 3);
+    old["lastTimestamp"] = json!("2020-01-01T00:00:00Z");
+    old["firstTimestamp"] = json!("2020-01-01T00:00:00Z");
+    fake.apply(old);
+    fake.apply(fk::warning_event(
+        NS, "new.1", "Pod", "new", "BackOff", "now", 1,
+    ));
+    let mut r = rig(
+        &[("dev", &fake)],
+        watch(&[ResourceType::Events], &["ameide-*"]),
+    )
+    .await;
+    let batch = r.next().await;
+    assert_eq!(batch.len(), 1);
+    assert_eq!(value(&batch[0])["involvedObject"]["name"], "new");
+    assert!(r
+        .metrics()
+        .contains(r#"sre_k8s_warning_events_total{cluster="dev",decision="too_old"} 1"#));
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_deleted_during_a_410_gap_is_reported_deleted() {
+    let fake = FakeKube::start().await;
+    fake.apply(fk::pod(NS, "api"));
+    fake.apply(fk::pod(NS, "worker"));
+    let mut r = rig(
+        &[("dev", &fake)],
+        watch(&[ResourceType::Pods], &["ameide-*"]),
+    )
+    .await;
+    let mut baseline = r.next().await;
+    while baseline.len() < 2 {
+        baseline.extend(r.next().await);
+    }
+
+    // The watch expires (410, history compacted) and the pod goes while nobody watches: no
+    // DELETED event ever reaches the watcher; the relist must notice.
+    watching(&fake, 1).await;
+    fake.expire_watches();
+    assert!(fake.delete("v1", "Pod", Some(NS), "worker"));
+    let batch = r.next().await;
+    assert_eq!(batch.len(), 1, "{batch:?}");
+    let v = value(&batch[0]);
+    assert_eq!(v["subject"]["name"], "worker");
+    assert_eq!(
+        (
+            v["reason"].as_str(),
+            v["current"]["state"].as_str(),
+            v["previous"]["state"].as_str()
+        ),
+        (Some("deleted"), Some("Deleted"), Some("Healthy"))
+    );
+    let m = r.metrics();
+    assert!(
+        m.contains(r#"sre_k8s_relists_total{cluster="dev",resource="pods",reason="expired"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"sre_k8s_objects{cluster="dev",resource="pods"} 1"#),
+        "{m}"
+    );
+
+    // The periodic reconcile relists too, and finds nothing new to say.
+    fake.apply(crashing(fk::pod(NS, "api"), "ImagePullBackOff", 0));
+    let batch = r.next().await;
+    assert_eq!(value(&batch[0])["current"]["reason"], "ImagePullBackOff");
+    tokio::time::sleep(POLL * 2).await;
+    assert!(
+        r.rx.try_recv().is_err(),
+        "a reconcile of unchanged state emits nothing"
+    );
+    assert!(r
+        .metrics()
+        .contains(r#"sre_k8s_relists_total{cluster="dev",resource="pods",reason="reconcile"}"#));
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn services_follow_their_ready_endpoints() {
+    let fake = FakeKube::start().await;
+    fake.apply(fk::service(NS, "api"));
+    fake.apply(fk::endpoint_slice(NS, "api", 2));
+    let mut r = rig(
+        &[("dev", &fake)],
+        watch(&[ResourceType::Services], &["ameide-*"]),
+    )
+    .await;
+    let v = value(&r.next().await[0]);
+    assert_eq!(
+        (
+            v["subject"]["kind"].as_str(),
+            v["current"]["state"].as_str()
+        ),
+        (Some("Service"), Some("Healthy"))
+    );
+    fake.apply(fk::endpoint_slice(NS, "api", 0));
+    let v = value(&r.next().await[0]);
+    assert_eq!(
+        (
+            v["current"]["state"].as_str(),
+            v["current"]["reason"].as_str()
+        ),
+        (Some("Degraded"), Some("NoReadyEndpoints"))
+    );
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn namespace_globs_include_and_exclude() {
+    let fake = FakeKube::start().await;
+    for ns in [
+        "ameide-core",
+        "ameide-web",
+        "argocd",
+        "kube-system",
+        "ameide",
+    ] {
+        fake.apply(fk::pod(ns, "p"));
+    }
+    let mut r = rig(
+        &[("dev", &fake)],
+        watch(&[ResourceType::Pods], &["ameide-*", "argocd"]),
+    )
+    .await;
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        for rec in r.next().await {
+            seen.push(
+                value(&rec)["subject"]["namespace"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["ameide-core", "ameide-web", "argocd"]);
+    // A later pod in an excluded namespace is not reported; one in an included one is.
+    fake.apply(fk::pod("kube-system", "q"));
+    fake.apply(fk::pod("ameide-core", "q"));
+    let batch = r.next().await;
+    assert_eq!(batch.len(), 1);
+    assert_eq!(value(&batch[0])["subject"]["namespace"], "ameide-core");
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn plain_namespace_names_are_watched_one_by_one() {
+    let fake = FakeKube::start().await;
+    fake.apply(fk::pod("argocd", "p"));
+    fake.apply(fk::pod("monitoring", "p"));
+    fake.apply(fk::pod("kube-system", "p"));
+    let mut r = rig(
+        &[("dev", &fake)],
+        watch(&[ResourceType::Pods], &["argocd", "monitoring"]),
+    )
+    .await;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        for rec in r.next().await {
+            seen.push(
+                value(&rec)["subject"]["namespace"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["argocd", "monitoring"]);
+    // Only namespaced requests: per-namespace Roles are enough.
+    let paths: Vec<String> = fake.requests().iter().map(|q| q.path.clone()).collect();
+    assert!(
+        paths.iter().all(|p| !p.starts_with("/api/v1/pods")),
+        "{paths:?}"
+    );
+    assert!(
+        paths.iter().any(|p| p == "/api/v1/namespaces/argocd/pods"),
+        "{paths:?}"
+    );
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_dead_cluster_is_restarted_and_parked_alone() {
+    let dev = FakeKube::start().await;
+    let staging = FakeKube::start().await;
+    let production = FakeKube::start().await;
+    for f in [&dev, &staging, &production] {
+        f.apply(fk::pod(NS, "api"));
+    }
+    let mut r = rig(
+        &[
+            ("dev", &dev),
+            ("staging", &staging),
+            ("production", &production),
+        ],
+        watch(&[ResourceType::Pods], &["ameide-*"]),
+    )
+    .await;
+    for _ in 0..3 {
+        r.next().await;
+    }
+    staging.kill();
+    // The others keep emitting while staging fails, restarts with backoff, and is parked.
+    let mut emitted = std::collections::BTreeMap::<String, usize>::new();
+    let mut round = 0u32;
+    loop {
+        round += 1;
+        let phase = if round % 2 == 1 {
+            "CrashLoopBackOff"
+        } else {
+            "ok"
+        };
+        for f in [&dev, &production] {
+            if phase == "ok" {
+                f.apply(fk::pod(NS, "api"));
+            } else {
+                f.apply(crashing(fk::pod(NS, "api"), phase, round));
+            }
+        }
+        let mut got = 0;
+        while got < 2 {
+            for rec in r.next().await {
+                let cluster = value(&rec)["cluster"].as_str().unwrap().to_owned();
+                *emitted.entry(cluster).or_default() += 1;
+                got += 1;
+            }
+        }
+        let parked = r
+            .observer
+            .child("clusters", "staging")
+            .is_some_and(|c| c.state == ChildState::Failed);
+        if parked {
+            break;
+        }
+        assert!(
+            round < 200,
+            "staging never parked: {:?}",
+            r.observer.child("clusters", "staging")
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let staging_status = r.observer.child("clusters", "staging").unwrap();
+    assert!(staging_status.restarts >= 3, "{staging_status:?}");
+    assert!(staging_status.last_error.is_some());
+    for c in ["dev", "production"] {
+        let s = r.observer.child("clusters", c).unwrap();
+        assert_eq!((s.state, s.restarts), (ChildState::Running, 0), "{c}");
+        assert!(emitted[c] >= 4, "{emitted:?}");
+    }
+    assert!(!emitted.contains_key("staging"));
+    let m = r.metrics();
+    assert!(
+        m.contains(r#"sre_upstream_requests_total{provider="k8s:staging",outcome="transport"}"#),
+        "{m}"
+    );
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn rejected_credentials_fail_the_watcher_with_the_reason() {
+    let fake = FakeKube::start().await;
+    fake.fail_with(403);
+    let r = rig(&[("dev", &fake)], watch(&[ResourceType::Pods], &["*"])).await;
+    r.observer
+        .wait_until(|children| {
+            children.iter().any(|c| {
+                c.name == "dev"
+                    && c.last_error
+                        .as_deref()
+                        .is_some_and(|e| e.contains("misconfigured") && e.contains("403"))
+            })
+        })
+        .await;
+    r.stop().await;
+}
