@@ -30,6 +30,7 @@ use sre_actors::ingest::webhook::{Auth, Webhook, WebhookParts};
 use sre_actors::kubernetes::client::Guard;
 use sre_actors::kubernetes::cluster::{ClusterWatcher, WatcherArgs};
 use sre_actors::kubernetes::metrics::KubeMetrics;
+use sre_actors::kubernetes::read::ClusterReader;
 use sre_actors::kubernetes::records::Context;
 use sre_actors::providers::{ProviderMetrics, Providers, TlsOptions};
 use sre_config::{AlertmanagerConfig, Config, RestartConfig, SecretStore, SinkKind, WebhookAuth};
@@ -111,6 +112,7 @@ pub struct AppHandle {
     readiness: Readiness,
     observer: Observer,
     providers: Providers,
+    reader: Option<ClusterReader>,
     config: Config,
 }
 
@@ -236,6 +238,7 @@ impl AppHandle {
             circuits = providers.upstreams().len(),
             "supervision tree started"
         );
+        let reader = cluster_reader(&config, &providers);
         Ok(AppHandle {
             root,
             join,
@@ -243,6 +246,7 @@ impl AppHandle {
             readiness,
             observer,
             providers,
+            reader,
             config,
         })
     }
@@ -257,6 +261,12 @@ impl AppHandle {
     /// The supervision observer (tree and metrics).
     pub fn observer(&self) -> &Observer {
         &self.observer
+    }
+
+    /// The Kubernetes read API across the configured clusters (when enabled); the agent tools
+    /// use it.
+    pub fn kubernetes(&self) -> Option<&ClusterReader> {
+        self.reader.as_ref()
     }
 
     /// The provider circuits and clients.
@@ -490,6 +500,24 @@ fn cluster_watchers(
         })
         .collect();
     Some(watchers)
+}
+
+/// The read API over the configured clusters, each behind `k8s:<cluster>`.
+fn cluster_reader(config: &Config, providers: &Providers) -> Option<ClusterReader> {
+    let k = config.kubernetes()?;
+    Some(ClusterReader::new(
+        k.clusters.clone(),
+        SecretStore::new(&config.secrets.dir),
+        |name| {
+            let provider = format!("k8s:{name}");
+            Some(Guard {
+                circuit: providers.circuit(&provider)?.clone(),
+                timeout: providers.timeout(&provider)?,
+                metrics: providers.metrics().clone(),
+            })
+        },
+        k.log_tail_lines,
+    ))
 }
 
 /// One `EnvPoller` per enabled ArgoCD environment, each calling out through `argocd:<env>`.
