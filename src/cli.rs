@@ -108,6 +108,14 @@ pub fn check_config(file: &PathBuf, secrets_dir: Option<&PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     }
+    let kubeconfigs = kubeconfig_problems(&config, &store, resolved);
+    if !kubeconfigs.is_empty() {
+        for p in &kubeconfigs {
+            eprintln!("error: {}: {p}", file.display());
+        }
+        eprintln!("{} problem(s) found", kubeconfigs.len());
+        return ExitCode::from(EXIT_CONFIG);
+    }
     println!("{}: valid", file.display());
     for line in config.summary() {
         println!("  {line}");
@@ -138,6 +146,41 @@ pub fn check_config(file: &PathBuf, secrets_dir: Option<&PathBuf>) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Every cluster kubeconfig that cannot be used: files always, Secrets when they can be read
+/// here (`in_cluster` is only known in the pod).
+fn kubeconfig_problems(config: &Config, store: &SecretStore, secrets_here: bool) -> Vec<String> {
+    let Some(k) = config.kubernetes() else {
+        return Vec::new();
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(r) => r,
+        Err(e) => return vec![format!("cannot check the kubeconfigs: {e}")],
+    };
+    k.clusters
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            c.kubeconfig_path.is_some() || (secrets_here && c.kubeconfig_secret_ref.is_some())
+        })
+        .filter_map(|(i, c)| {
+            let key = if c.kubeconfig_path.is_some() {
+                "kubeconfig_path"
+            } else {
+                "kubeconfig_secret_ref"
+            };
+            runtime
+                .block_on(sre_actors::kubernetes::client::config(c, store))
+                .err()
+                .map(|e| {
+                    format!(
+                        "kubernetes_integration.clusters.{i}.{key}: cluster {:?}: {e}",
+                        c.name
+                    )
+                })
+        })
+        .collect()
 }
 
 /// `status --url URL`.

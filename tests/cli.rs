@@ -46,6 +46,51 @@ fn check_config_accepts_the_production_example() {
 }
 
 #[test]
+fn check_config_reads_the_cluster_kubeconfigs() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.kubeconfig");
+    std::fs::write(
+        &good,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"https://10.0.0.1:6443\"}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.kubeconfig");
+    std::fs::write(
+        &bad,
+        "apiVersion: v1\nkind: Config\ncurrent-context: nowhere\n",
+    )
+    .unwrap();
+    let file = dir.path().join("k8s.yaml");
+    let write = |clusters: &str| {
+        std::fs::write(
+            &file,
+            format!("observability_integration: {{enabled: false}}\nkubernetes_integration:\n  enabled: true\n  clusters:\n{clusters}"),
+        )
+        .unwrap()
+    };
+    write(&format!(
+        "    - {{name: dev, kubeconfig_path: {}}}\n",
+        good.display()
+    ));
+    let (code, out) = check_config(&file, &[]);
+    assert_eq!(code, 0, "{out}");
+    write(&format!(
+        "    - {{name: dev, kubeconfig_path: {}}}\n    - {{name: staging, kubeconfig_path: {}}}\n    - {{name: prod, kubeconfig_path: /nonexistent/kubeconfig}}\n",
+        good.display(),
+        bad.display()
+    ));
+    let (code, out) = check_config(&file, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("kubernetes_integration.clusters.1.kubeconfig_path: cluster \"staging\": invalid kubeconfig"), "{out}");
+    assert!(
+        out.contains("kubernetes_integration.clusters.2.kubeconfig_path: cluster \"prod\""),
+        "{out}"
+    );
+    assert!(out.contains("No such file"), "{out}");
+    assert!(out.contains("2 problem(s) found"), "{out}");
+}
+
+#[test]
 fn check_config_names_every_problem_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");

@@ -85,7 +85,9 @@ async fn three_clusters_one_dies_and_only_its_watcher_notices() {
     let (app, base) = common::start(&c).await;
     let tree = app.observer().snapshot();
     for name in ["dev", "staging", "production"] {
-        assert!(tree.iter().any(|s| s.supervisor == CLUSTERS && s.name == name));
+        assert!(tree
+            .iter()
+            .any(|s| s.supervisor == CLUSTERS && s.name == name));
         assert!(tree
             .iter()
             .any(|s| s.supervisor == "providers" && s.name == format!("k8s:{name}")));
@@ -189,7 +191,11 @@ async fn three_clusters_one_dies_and_only_its_watcher_notices() {
         .send()
         .await
         .unwrap();
-    assert_eq!(ready.status(), 200, "a dead cluster does not make the pod unready");
+    assert_eq!(
+        ready.status(),
+        200,
+        "a dead cluster does not make the pod unready"
+    );
     assert!(ready.text().await.unwrap().contains("k8s:staging"));
 
     // The read API reaches the live clusters and reports the dead one as unavailable.
