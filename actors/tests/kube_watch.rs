@@ -717,3 +717,60 @@ async fn rejected_credentials_fail_the_watcher_with_the_reason() {
         .await;
     r.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn server_errors_and_a_stalled_server_fail_the_watcher_alone() {
+    let failing = FakeKube::start().await;
+    let stalled = FakeKube::start().await;
+    let healthy = FakeKube::start().await;
+    failing.fail_with(500);
+    stalled.stall();
+    healthy.apply(fk::pod(NS, "api"));
+    let mut r = rig(
+        &[
+            ("failing", &failing),
+            ("stalled", &stalled),
+            ("healthy", &healthy),
+        ],
+        watch(&[ResourceType::Pods], &["ameide-*"]),
+    )
+    .await;
+    assert_eq!(value(&r.next().await[0])["cluster"], "healthy");
+    r.observer
+        .wait_until(|children| {
+            ["failing", "stalled"].iter().all(|name| {
+                children
+                    .iter()
+                    .any(|c| c.name == *name && c.supervisor == "clusters" && c.restarts >= 1)
+            })
+        })
+        .await;
+    let failing_status = r.observer.child("clusters", "failing").unwrap();
+    assert!(
+        failing_status
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("watch failures of pods in a row"),
+        "{failing_status:?}"
+    );
+    let healthy_status = r.observer.child("clusters", "healthy").unwrap();
+    assert_eq!(
+        (healthy_status.state, healthy_status.restarts),
+        (ChildState::Running, 0)
+    );
+    let m = r.metrics();
+    assert!(
+        m.contains(r#"sre_upstream_requests_total{provider="k8s:stalled",outcome="timeout"}"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"sre_upstream_requests_total{provider="k8s:failing",outcome="server_error"}"#),
+        "{m}"
+    );
+    // The healthy cluster still reports.
+    healthy.apply(crashing(fk::pod(NS, "api"), "CrashLoopBackOff", 1));
+    let batch = r.next().await;
+    assert_eq!(value(&batch[0])["current"]["state"], "Failing");
+    r.stop().await;
+}

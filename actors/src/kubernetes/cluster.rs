@@ -325,7 +325,11 @@ fn start_streams(myself: &ActorRef<ClusterMsg>, state: &mut WatcherState) {
         t.abort();
     }
     state.generation += 1;
-    state.streams.clear();
+    // A fresh generation lists anew; failures in a row still count across it, so a cluster
+    // that keeps failing is not forgiven by the reconcile.
+    for s in state.streams.values_mut() {
+        s.inits = 0;
+    }
     let scopes: Vec<Option<String>> = match state.filter.literal() {
         Some(names) => names.into_iter().map(Some).collect(),
         None => vec![None],
