@@ -121,16 +121,27 @@ impl Tracker {
             resource_version,
             assessment,
         } = o;
-        let baseline = !self.synced;
-        let entry = self.entries.entry(uid.clone()).or_insert_with(|| Entry {
-            namespace,
-            name,
-            current: assessment.clone(),
-            episode: String::new(),
-            resource_version: resource_version.clone(),
-            reported: None,
-            baseline,
-        });
+        if !self.entries.contains_key(&uid) {
+            let placeholder = Assessment {
+                state: assessment.state,
+                reason: String::new(),
+                message: String::new(),
+                episode: String::new(),
+            };
+            let entry = Entry {
+                namespace,
+                name,
+                current: placeholder,
+                episode: String::new(),
+                resource_version: String::new(),
+                reported: None,
+                baseline: !self.synced,
+            };
+            self.entries.insert(uid.clone(), entry);
+        }
+        let Some(entry) = self.entries.get_mut(&uid) else {
+            return;
+        };
         let new_episode = entry.episode.is_empty() || entry.current.state != assessment.state;
         if new_episode {
             entry.episode = if assessment.episode.is_empty() {
