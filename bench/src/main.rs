@@ -811,32 +811,41 @@ fn k8s_translate(pods: usize, events: usize) -> String {
         topic: "sre.domain.intents.v1".into(),
         source: "sre-integration/kubernetes/bench".into(),
     };
-    let mut tracker = Tracker::new("Pod");
+    // Three passes (a fresh tracker each), the median reported: this machine is shared.
+    let mut rates = Vec::new();
     let mut records_built = 0usize;
-    let started = Instant::now();
-    for chunk in lines.chunks(512) {
-        for line in chunk {
-            let event: kube::core::WatchEvent<sre_actors::kubernetes::view::PodView> =
-                serde_json::from_slice(line).expect("watch event");
-            if let kube::core::WatchEvent::Modified(p) | kube::core::WatchEvent::Added(p) = event {
-                if filter.matches(p.metadata.namespace.as_deref().unwrap_or_default()) {
-                    tracker.observe(Observation::pod(&p));
+    for _ in 0..3 {
+        let mut tracker = Tracker::new("Pod");
+        records_built = 0;
+        let started = Instant::now();
+        for chunk in lines.chunks(512) {
+            for line in chunk {
+                let event: kube::core::WatchEvent<sre_actors::kubernetes::view::PodView> =
+                    serde_json::from_slice(line).expect("watch event");
+                if let kube::core::WatchEvent::Modified(p) | kube::core::WatchEvent::Added(p) =
+                    event
+                {
+                    if filter.matches(p.metadata.namespace.as_deref().unwrap_or_default()) {
+                        tracker.observe(Observation::pod(&p));
+                    }
                 }
             }
+            let owed = tracker.pending(usize::MAX);
+            for t in &owed {
+                let r =
+                    records::health(&ctx, t, "2026-11-29T00:00:00.000Z", "bench").expect("record");
+                records_built += usize::from(!r.key.is_empty());
+            }
+            tracker.settle(&owed);
         }
-        let owed = tracker.pending(usize::MAX);
-        for t in &owed {
-            let r = records::health(&ctx, t, "2026-11-29T00:00:00.000Z", "bench").expect("record");
-            records_built += usize::from(!r.key.is_empty());
-        }
-        tracker.settle(&owed);
+        rates.push(events as f64 / started.elapsed().as_secs_f64());
     }
-    let took = started.elapsed().as_secs_f64();
-    let rate = events as f64 / took;
+    rates.sort_by(f64::total_cmp);
+    let rate = rates[1];
     let (warning_rate, warning_bytes) = k8s_translate_warnings(events);
     format!(
-        "target 5 Kubernetes event translation (decode {:.1} KB pod watch events into the slim view, assess, track, build records for {records_built} transitions; one core, in-process): {rate:.0} events/s | target >= 100000 events/s per core | ratio {:.2}x\n\
-         target 5 (Warning events: decode {:.1} KB Event watch events, extract, check the published log, build an IngestAlertRequested each; one core, in-process): {warning_rate:.0} events/s | target >= 100000 events/s per core | ratio {:.2}x",
+        "target 5 Kubernetes event translation (decode {:.1} KB pod watch events into the slim view, assess, track, build records for {records_built} transitions; one core, in-process, median of 3 passes): {rate:.0} events/s | target >= 100000 events/s per core | ratio {:.2}x\n\
+         target 5 (Warning events: decode {:.1} KB Event watch events, extract, check the published log, build an IngestAlertRequested each; one core, in-process, median of 3 passes): {warning_rate:.0} events/s | target >= 100000 events/s per core | ratio {:.2}x",
         bytes as f64 / events as f64 / 1e3,
         rate / 100_000.0,
         warning_bytes,
@@ -871,25 +880,30 @@ fn k8s_translate_warnings(events: usize) -> (f64, f64) {
         topic: "sre.domain.intents.v1".into(),
         source: "sre-integration/kubernetes/bench".into(),
     };
-    let mut log = EventLog::default();
-    let mut built = 0usize;
-    let started = Instant::now();
-    for line in &lines {
-        let event: kube::core::WatchEvent<sre_actors::kubernetes::view::EventView> =
-            serde_json::from_slice(line).expect("watch event");
-        if let kube::core::WatchEvent::Modified(e) = event {
-            if let Some(w) = WarningEvent::of(&e) {
-                if log.is_new(&w) {
-                    let r = records::warning(&ctx, &w, "2026-11-29T00:00:00.000Z", "bench")
-                        .expect("record");
-                    built += usize::from(!r.key.is_empty());
-                    log.settle(&w);
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let mut log = EventLog::default();
+        let mut built = 0usize;
+        let started = Instant::now();
+        for line in &lines {
+            let event: kube::core::WatchEvent<sre_actors::kubernetes::view::EventView> =
+                serde_json::from_slice(line).expect("watch event");
+            if let kube::core::WatchEvent::Modified(e) = event {
+                if let Some(w) = WarningEvent::of(&e) {
+                    if log.is_new(&w) {
+                        let r = records::warning(&ctx, &w, "2026-11-29T00:00:00.000Z", "bench")
+                            .expect("record");
+                        built += usize::from(!r.key.is_empty());
+                        log.settle(&w);
+                    }
                 }
             }
         }
+        assert_eq!(built, events, "every occurrence is news");
+        rates.push(events as f64 / started.elapsed().as_secs_f64());
     }
-    let took = started.elapsed().as_secs_f64();
-    assert_eq!(built, events, "every occurrence is news");
+    rates.sort_by(f64::total_cmp);
+    let took = events as f64 / rates[1];
     (events as f64 / took, bytes as f64 / events as f64 / 1e3)
 }
 

@@ -100,6 +100,15 @@ pub struct InvolvedObject<'a> {
     pub field_path: &'a str,
 }
 
+/// The annotations of a Warning alert.
+#[derive(Debug, Serialize)]
+pub struct WarningAnnotations<'a> {
+    /// `<kind> <namespace>/<name>: <reason>`.
+    pub summary: &'a str,
+    /// The event's message.
+    pub description: &'a str,
+}
+
 /// `IngestAlertRequested` from a Kubernetes Warning event.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -117,9 +126,9 @@ pub struct KubernetesWarning<'a> {
     /// The event's reason.
     pub alertname: &'a str,
     /// cluster, namespace, kind, name, reason, alertname.
-    pub labels: &'a BTreeMap<String, String>,
+    pub labels: &'a BTreeMap<&'a str, &'a str>,
     /// summary and description.
-    pub annotations: &'a BTreeMap<String, String>,
+    pub annotations: WarningAnnotations<'a>,
     /// The object.
     pub involved_object: InvolvedObject<'a>,
     /// The event's reason.

@@ -18,19 +18,19 @@ fn add(mut h: u64, bytes: &[u8]) -> u64 {
 }
 
 /// The 64-bit fingerprint of a label set (a `BTreeMap` iterates sorted by name).
-pub fn fingerprint(labels: &BTreeMap<String, String>) -> u64 {
+pub fn fingerprint<K: AsRef<str>, V: AsRef<str>>(labels: &BTreeMap<K, V>) -> u64 {
     let mut h = OFFSET;
     for (name, value) in labels {
-        h = add(h, name.as_bytes());
+        h = add(h, name.as_ref().as_bytes());
         h = add(h, &[SEPARATOR]);
-        h = add(h, value.as_bytes());
+        h = add(h, value.as_ref().as_bytes());
         h = add(h, &[SEPARATOR]);
     }
     h
 }
 
 /// The fingerprint as AlertManager prints it.
-pub fn fingerprint_hex(labels: &BTreeMap<String, String>) -> String {
+pub fn fingerprint_hex<K: AsRef<str>, V: AsRef<str>>(labels: &BTreeMap<K, V>) -> String {
     format!("{:016x}", fingerprint(labels))
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use sre_intents::kubernetes::{
     InvolvedObject, KubernetesWarning, ObjectHealth, ObjectHealthCheck, ObjectRef,
+    WarningAnnotations,
 };
 use sre_intents::record::RecordMeta;
 use sre_intents::{IntentRecord, IntentType};
@@ -98,7 +99,7 @@ pub fn warning(
     at: &str,
     correlation_id: &str,
 ) -> Result<IntentRecord, serde_json::Error> {
-    let labels: BTreeMap<String, String> = [
+    let labels: BTreeMap<&str, &str> = [
         ("alertname", w.reason.as_str()),
         ("cluster", ctx.cluster.as_str()),
         ("kind", w.kind.as_str()),
@@ -107,14 +108,8 @@ pub fn warning(
         ("reason", w.reason.as_str()),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    let mut annotations = BTreeMap::new();
-    annotations.insert(
-        "summary".to_owned(),
-        format!("{} {}/{}: {}", w.kind, w.object_namespace, w.name, w.reason),
-    );
-    annotations.insert("description".to_owned(), w.message.clone());
+    let summary = format!("{} {}/{}: {}", w.kind, w.object_namespace, w.name, w.reason);
     let fingerprint = fingerprint_hex(&labels);
     let payload = KubernetesWarning {
         source: "kubernetes",
@@ -124,7 +119,10 @@ pub fn warning(
         severity: "medium",
         alertname: &w.reason,
         labels: &labels,
-        annotations: &annotations,
+        annotations: WarningAnnotations {
+            summary: &summary,
+            description: &w.message,
+        },
         involved_object: InvolvedObject {
             kind: &w.kind,
             namespace: &w.object_namespace,
