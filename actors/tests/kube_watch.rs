@@ -774,3 +774,45 @@ async fn server_errors_and_a_stalled_server_fail_the_watcher_alone() {
     assert_eq!(value(&batch[0])["current"]["state"], "Failing");
     r.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_watcher_leaves_no_watch_behind() {
+    let fake = FakeKube::start().await;
+    fake.apply(fk::pod(NS, "api"));
+    let mut r = rig(
+        &[("dev", &fake)],
+        watch(&[ResourceType::Pods, ResourceType::Events], &["ameide-*"]),
+    )
+    .await;
+    r.next().await;
+    watching(&fake, 2).await;
+    // Killed (as `POST /v1/supervision/restart` does): ractor runs no post_stop, yet the
+    // streams must go with the actor, and the restarted one opens its own.
+    let clusters: ActorRef<SupervisorMsg> =
+        ractor::call!(r.root, SupervisorMsg::Lookup, "clusters".to_string())
+            .unwrap()
+            .unwrap()
+            .into();
+    let watcher = ractor::call!(clusters, SupervisorMsg::Lookup, "dev".to_string())
+        .unwrap()
+        .unwrap();
+    watcher.kill();
+    r.observer
+        .wait_until(|c| {
+            c.iter()
+                .any(|s| s.name == "dev" && s.restarts == 1 && s.state == ChildState::Running)
+        })
+        .await;
+    // The new watcher re-baselines (same keys) and watches.
+    r.next().await;
+    watching(&fake, 2).await;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        fake.open_watches(),
+        2,
+        "the killed watcher's watches are closed"
+    );
+    r.stop().await;
+}

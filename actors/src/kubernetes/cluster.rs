@@ -192,6 +192,25 @@ pub enum ClusterMsg {
     Retry,
 }
 
+/// The stream tasks, aborted when dropped: ractor skips `post_stop` when an actor fails or is
+/// killed, but the state is always dropped, so no watch outlives its actor.
+#[derive(Default)]
+struct Pumps(Vec<tokio::task::JoinHandle<()>>);
+
+impl Pumps {
+    fn abort_all(&mut self) {
+        for t in self.0.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Pumps {
+    fn drop(&mut self) {
+        self.abort_all();
+    }
+}
+
 #[derive(Default)]
 struct StreamState {
     inits: u32,
@@ -205,7 +224,7 @@ pub struct WatcherState {
     client: kube::Client,
     filter: NamespaceFilter,
     streams: HashMap<StreamId, StreamState>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Pumps,
     generation: u64,
     pods: Tracker,
     deployments: Tracker,
@@ -241,7 +260,7 @@ impl Actor for ClusterWatcher {
             args,
             client,
             streams: HashMap::new(),
-            tasks: Vec::new(),
+            tasks: Pumps::default(),
             generation: 0,
             pods: Tracker::new("Pod"),
             deployments: Tracker::new("Deployment"),
@@ -268,9 +287,7 @@ impl Actor for ClusterWatcher {
         _: ActorRef<ClusterMsg>,
         state: &mut WatcherState,
     ) -> Result<(), ActorProcessingErr> {
-        for t in state.tasks.drain(..) {
-            t.abort();
-        }
+        state.tasks.abort_all();
         Ok(())
     }
 
@@ -321,9 +338,7 @@ fn schedule(myself: &ActorRef<ClusterMsg>, msg: ClusterMsg, after: Duration) {
 
 /// Replaces every stream with a fresh one (a new generation: their first list is a reconcile).
 fn start_streams(myself: &ActorRef<ClusterMsg>, state: &mut WatcherState) {
-    for t in state.tasks.drain(..) {
-        t.abort();
-    }
+    state.tasks.abort_all();
     state.generation += 1;
     // A fresh generation lists anew; failures in a row still count across it, so a cluster
     // that keeps failing is not forgiven by the reconcile.
@@ -349,7 +364,7 @@ fn start_streams(myself: &ActorRef<ClusterMsg>, state: &mut WatcherState) {
                 namespace: namespace.clone(),
             };
             let task = spawn_stream(myself, state, id);
-            state.tasks.push(task);
+            state.tasks.0.push(task);
         }
     }
 }
