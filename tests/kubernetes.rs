@@ -182,7 +182,7 @@ async fn three_clusters_one_dies_and_only_its_watcher_notices() {
         r#"sre_k8s_objects{cluster="dev",resource="pods"} 1"#,
         r#"sre_k8s_health_transitions_total{cluster="production",kind="Pod",to="Failing"} 1"#,
         r#"sre_supervisor_child_restarts_total{supervisor="clusters",child="staging"}"#,
-        r#"sre_dedup_decisions_total{source="kubernetes",decision="new"} 1"#,
+        r#"sre_dedup_decisions_total{source="kubernetes",decision="new"} 5"#,
     ] {
         assert!(metrics.contains(needle), "{needle}\n{metrics}");
     }

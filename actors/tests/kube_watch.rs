@@ -195,11 +195,27 @@ fn value(r: &IntentRecord) -> Value {
     serde_json::from_str(r.value.get()).unwrap()
 }
 
-/// `pod` with its only container in `waiting` `reason`, not ready, after `restarts` restarts.
-fn crashing(mut pod: Value, reason: &str, restarts: u32) -> Value {
+/// `pod` with its only container in `waiting` `reason`, not ready since 01:00:00, after
+/// `restarts` restarts.
+fn crashing(pod: Value, reason: &str, restarts: u32) -> Value {
+    crashing_since(pod, reason, restarts, "2026-11-29T01:00:00Z")
+}
+
+/// A running, Ready pod whose Ready condition last changed at `since` (as after a recovery:
+/// the API server stamps every flip of Ready).
+fn healthy_since(ns: &str, name: &str, since: &str) -> Value {
+    let mut pod = fk::pod(ns, name);
+    for c in pod["status"]["conditions"].as_array_mut().unwrap() {
+        c["lastTransitionTime"] = json!(since);
+    }
+    pod
+}
+
+/// `crashing`, not ready since `since`.
+fn crashing_since(mut pod: Value, reason: &str, restarts: u32, since: &str) -> Value {
     pod["status"]["conditions"] = json!([
         {"type": "Ready", "status": "False", "reason": "ContainersNotReady",
-         "message": "containers with unready status: [app]", "lastTransitionTime": "2026-11-29T01:00:00Z"},
+         "message": "containers with unready status: [app]", "lastTransitionTime": since},
         {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-11-29T00:00:00Z"}
     ]);
     let c = &mut pod["status"]["containerStatuses"][0];
@@ -262,7 +278,7 @@ async fn a_crash_looping_pod_is_one_transition_and_its_recovery_another() {
         fake.apply(crashing(fk::pod(NS, "api"), "CrashLoopBackOff", restarts));
     }
     fake.apply(crashing(fk::pod(NS, "api"), "Error", 5));
-    fake.apply(fk::pod(NS, "api"));
+    fake.apply(healthy_since(NS, "api", "2026-11-29T01:10:00Z"));
     // The next intent is the recovery: nothing was emitted for the updates in between.
     let batch = r.next().await;
     assert_eq!(batch.len(), 1, "{batch:?}");
@@ -654,11 +670,13 @@ async fn one_dead_cluster_is_restarted_and_parked_alone() {
         } else {
             "ok"
         };
+        // Every flip is a new episode (a later Ready transition time).
+        let since = format!("2026-11-29T03:{:02}:{:02}Z", (round / 60) % 60, round % 60);
         for f in [&dev, &production] {
             if phase == "ok" {
-                f.apply(fk::pod(NS, "api"));
+                f.apply(healthy_since(NS, "api", &since));
             } else {
-                f.apply(crashing(fk::pod(NS, "api"), phase, round));
+                f.apply(crashing_since(fk::pod(NS, "api"), phase, round, &since));
             }
         }
         let mut got = 0;
@@ -803,8 +821,8 @@ async fn a_killed_watcher_leaves_no_watch_behind() {
                 .any(|s| s.name == "dev" && s.restarts == 1 && s.state == ChildState::Running)
         })
         .await;
-    // The new watcher re-baselines (same keys) and watches.
-    r.next().await;
+    // The new watcher re-baselines with the same keys, which the dedup window already holds:
+    // nothing is sent again.
     watching(&fake, 2).await;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -814,5 +832,14 @@ async fn a_killed_watcher_leaves_no_watch_behind() {
         2,
         "the killed watcher's watches are closed"
     );
+    assert!(r.rx.try_recv().is_err(), "the re-baseline repeated nothing");
+    let m = r.metrics();
+    assert!(
+        m.contains(r#"sre_dedup_decisions_total{source="kubernetes",decision="duplicate"} 1"#),
+        "{m}"
+    );
+    // And it reports what changes next.
+    fake.apply(crashing(fk::pod(NS, "api"), "CrashLoopBackOff", 1));
+    assert_eq!(value(&r.next().await[0])["current"]["state"], "Failing");
     r.stop().await;
 }

@@ -14,9 +14,11 @@
 //! relist brackets the tracker, so deletions during the gap are reported, never lost.
 //!
 //! **Emit.** After each batch the actor emits what the trackers owe (`RecordHealthCheckRequested`
-//! per state change) and the new Warning events (`IngestAlertRequested`, claimed through the
-//! dedup actor by `k8sevent:<cluster>:<uid>:<count>`). Trackers advance only once the intents
-//! are accepted; a failed emit is retried with backoff.
+//! per state change) and the new Warning events (`IngestAlertRequested`). Both are claimed
+//! through the dedup actor first (`k8s:<cluster>:<uid>:<state>:<episode>`,
+//! `k8sevent:<cluster>:<uid>:<count>`), so a restarted watcher's baseline within the window
+//! repeats nothing. Trackers advance only once the intents are accepted; a failed emit is
+//! retried with backoff.
 //!
 //! **Failure.** 401/403 fail the actor at once with a `misconfigured` reason (shown in
 //! `/v1/supervision` and `/readyz`); any other failure of one stream `MAX_FAILURES` times in a
@@ -772,42 +774,99 @@ async fn flush(myself: &ActorRef<ClusterMsg>, state: &mut WatcherState) {
     }
 }
 
-/// Emits up to one batch. `Ok(true)` when more may be owed.
+/// Emits up to one batch. `Ok(true)` when more is owed and progress was made.
+///
+/// Health transitions and Warning events are claimed through the dedup actor first: a key
+/// published within the window (a restarted watcher's baseline repeating facts the domain
+/// already has, an event relisted) is settled without being sent again.
 async fn emit_some(state: &mut WatcherState) -> Result<bool, String> {
     let mut transitions: Vec<Transition> = Vec::new();
     for t in [&state.pods, &state.deployments, &state.services.tracker] {
         transitions.extend(t.pending(EMIT_BATCH - transitions.len()));
     }
-    let warnings = claim_warnings(state).await?;
+    let warnings = state.warnings.clone();
     if transitions.is_empty() && warnings.is_empty() {
         return Ok(false);
     }
+    let cluster = state.args.cluster.name.clone();
+    let health_keys: Vec<u64> = transitions
+        .iter()
+        .map(|t| key_hash(&records::health_key(&cluster, t)))
+        .collect();
+    let event_keys: Vec<u64> = warnings
+        .iter()
+        .map(|w| key_hash(&records::event_key(&cluster, w)))
+        .collect();
+    let keys: Vec<u64> = health_keys.iter().chain(&event_keys).copied().collect();
+    let verdicts = claim(state, keys).await?;
+    let (health_verdicts, event_verdicts) = verdicts.split_at(health_keys.len());
+
+    let (mut fresh_t, mut known_t, mut fresh_keys) = (Vec::new(), Vec::new(), Vec::new());
+    for ((t, key), verdict) in transitions
+        .into_iter()
+        .zip(health_keys)
+        .zip(health_verdicts)
+    {
+        match verdict {
+            Verdict::Fresh => {
+                fresh_t.push(t);
+                fresh_keys.push(key);
+            }
+            Verdict::Published => known_t.push(t),
+            Verdict::Undecided => {}
+        }
+    }
+    let (mut fresh_w, mut known_w) = (Vec::new(), Vec::new());
+    for ((w, key), verdict) in warnings.into_iter().zip(event_keys).zip(event_verdicts) {
+        match verdict {
+            Verdict::Fresh => {
+                fresh_w.push(w);
+                fresh_keys.push(key);
+            }
+            Verdict::Published => known_w.push(w),
+            Verdict::Undecided => {}
+        }
+    }
+    let progress = !known_t.is_empty() || !known_w.is_empty() || !fresh_keys.is_empty();
+    settle_transitions(state, known_t);
+    for w in &known_w {
+        state.events.settle(w);
+        count_warning(state, "duplicate");
+    }
+    drop_warnings(state, &known_w);
+    if fresh_keys.is_empty() {
+        if !progress && (owed(state) || !state.warnings.is_empty()) {
+            // Everything is being published by someone else whose publish failed: ask again.
+            return Err("waiting for a concurrent publish of the same intents".into());
+        }
+        return Ok(progress && owed(state));
+    }
+
     let ctx = &state.args.context;
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let correlation_id = uuid::Uuid::new_v4().to_string();
-    let mut batch: Vec<IntentRecord> = Vec::with_capacity(transitions.len() + warnings.len());
-    for t in &transitions {
-        batch.push(records::health(ctx, t, &at, &correlation_id).map_err(|e| e.to_string())?);
-    }
-    for w in &warnings {
-        batch.push(records::warning(ctx, w, &at, &correlation_id).map_err(|e| e.to_string())?);
-    }
-    let result = state.args.emitter.emit(batch).await;
-    let keys: Vec<u64> = warnings
-        .iter()
-        .map(|w| key_hash(&records::event_key(&ctx.cluster, w)))
-        .collect();
-    if !keys.is_empty() {
-        if let Some(dedup) = state.args.dedup.as_ref().and_then(|s| s.get()) {
-            let _ = dedup.cast(DedupMsg::Settle {
-                keys,
-                durable: result.is_ok(),
-            });
+    let mut batch: Vec<IntentRecord> = Vec::with_capacity(fresh_keys.len());
+    let built: Result<(), serde_json::Error> = (|| {
+        for t in &fresh_t {
+            batch.push(records::health(ctx, t, &at, &correlation_id)?);
         }
+        for w in &fresh_w {
+            batch.push(records::warning(ctx, w, &at, &correlation_id)?);
+        }
+        Ok(())
+    })();
+    let result = match built {
+        Ok(()) => state.args.emitter.emit(batch).await,
+        Err(e) => Err(format!("cannot encode an intent: {e}")),
+    };
+    if let Some(dedup) = state.args.dedup.as_ref().and_then(|s| s.get()) {
+        let _ = dedup.cast(DedupMsg::Settle {
+            keys: fresh_keys,
+            durable: result.is_ok(),
+        });
     }
     result?;
-    let cluster = state.args.cluster.name.clone();
-    for t in &transitions {
+    for t in &fresh_t {
         state
             .args
             .metrics
@@ -819,62 +878,76 @@ async fn emit_some(state: &mut WatcherState) -> Result<bool, String> {
             })
             .inc();
     }
-    let (pods, deployments): (Vec<Transition>, Vec<Transition>) =
-        transitions.into_iter().partition(|t| t.kind == "Pod");
-    let (deployments, services): (Vec<Transition>, Vec<Transition>) = deployments
-        .into_iter()
-        .partition(|t| t.kind == "Deployment");
-    state.pods.settle(&pods);
-    state.deployments.settle(&deployments);
-    state.services.tracker.settle(&services);
-    for w in &warnings {
+    settle_transitions(state, fresh_t);
+    for w in &fresh_w {
         state.events.settle(w);
         count_warning(state, "published");
     }
-    state.warnings.retain(|o| {
-        !warnings
-            .iter()
-            .any(|w| w.uid == o.uid && w.count >= o.count)
-    });
-    Ok(state.pods.dirty() + state.deployments.dirty() + state.services.tracker.dirty() > 0)
+    drop_warnings(state, &fresh_w);
+    Ok(owed(state))
 }
 
-/// The owed Warning events the dedup actor says are fresh (duplicates are settled here).
-async fn claim_warnings(state: &mut WatcherState) -> Result<Vec<WarningEvent>, String> {
-    if state.warnings.is_empty() {
-        return Ok(Vec::new());
+/// Whether any transition is still owed.
+fn owed(state: &WatcherState) -> bool {
+    state.pods.dirty() + state.deployments.dirty() + state.services.tracker.dirty() > 0
+}
+
+/// Marks transitions reported in their trackers.
+fn settle_transitions(state: &mut WatcherState, transitions: Vec<Transition>) {
+    let (pods, rest): (Vec<Transition>, Vec<Transition>) =
+        transitions.into_iter().partition(|t| t.kind == "Pod");
+    let (deployments, services): (Vec<Transition>, Vec<Transition>) =
+        rest.into_iter().partition(|t| t.kind == "Deployment");
+    state.pods.settle(&pods);
+    state.deployments.settle(&deployments);
+    state.services.tracker.settle(&services);
+}
+
+/// Forgets owed Warning events that are done (a newer count of the same event stays owed).
+fn drop_warnings(state: &mut WatcherState, done: &[WarningEvent]) {
+    if done.is_empty() {
+        return;
     }
-    let Some(slot) = &state.args.dedup else {
-        return Ok(state.warnings.clone());
-    };
-    let dedup = slot.get().ok_or("deduplication unavailable")?;
-    let cluster = &state.args.cluster.name;
-    let keys: Vec<u64> = state
-        .warnings
-        .iter()
-        .map(|w| key_hash(&records::event_key(cluster, w)))
-        .collect();
-    let claims = ractor::call!(dedup, DedupMsg::Claim, DedupSource::Kubernetes, keys)
-        .map_err(|_| "deduplication unavailable".to_string())?;
-    let mut fresh = Vec::new();
-    let mut settled = Vec::new();
-    for (w, claim) in state.warnings.iter().zip(claims) {
-        match claim {
-            Claim::Fresh => fresh.push(w.clone()),
-            Claim::Duplicate => settled.push(w.clone()),
-            Claim::Pending(rx) => {
-                if rx.await.unwrap_or(false) {
-                    settled.push(w.clone());
-                }
-            }
-        }
-    }
-    for w in &settled {
-        state.events.settle(w);
-        count_warning(state, "duplicate");
-    }
+    let done: HashMap<&str, u64> = done.iter().map(|w| (w.uid.as_str(), w.count)).collect();
     state
         .warnings
-        .retain(|o| !settled.iter().any(|w| w.uid == o.uid && w.count >= o.count));
-    Ok(fresh)
+        .retain(|o| done.get(o.uid.as_str()).is_none_or(|c| *c < o.count));
+}
+
+/// What the dedup actor said of a key.
+enum Verdict {
+    /// Claimed: publish it, then settle it.
+    Fresh,
+    /// Published within the window: settle without sending.
+    Published,
+    /// Being published elsewhere and that failed: still owed, asked again next time.
+    Undecided,
+}
+
+/// Claims `keys` (distinct) through the dedup actor; all fresh when there is none configured.
+async fn claim(state: &WatcherState, keys: Vec<u64>) -> Result<Vec<Verdict>, String> {
+    let Some(slot) = &state.args.dedup else {
+        return Ok(keys.iter().map(|_| Verdict::Fresh).collect());
+    };
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dedup = slot.get().ok_or("deduplication unavailable")?;
+    let claims = ractor::call!(dedup, DedupMsg::Claim, DedupSource::Kubernetes, keys)
+        .map_err(|_| "deduplication unavailable".to_string())?;
+    let mut verdicts = Vec::with_capacity(claims.len());
+    for claim in claims {
+        verdicts.push(match claim {
+            Claim::Fresh => Verdict::Fresh,
+            Claim::Duplicate => Verdict::Published,
+            Claim::Pending(rx) => {
+                if rx.await.unwrap_or(false) {
+                    Verdict::Published
+                } else {
+                    Verdict::Undecided
+                }
+            }
+        });
+    }
+    Ok(verdicts)
 }
