@@ -840,7 +840,7 @@ async fn errors_are_typed() {
 #[tokio::test]
 async fn connects_lazily_behind_the_circuit_and_retries_a_failed_connect() {
     install_crypto_provider();
-    let f = FakeKube::start().await;
+    let f = FakeKube::start_with_token("token-rotated").await;
     f.apply(fake::pod("web", "api-1"));
     let dir = tempfile::tempdir().unwrap();
     let secret = SecretRef {
@@ -877,7 +877,12 @@ async fn connects_lazily_behind_the_circuit_and_retries_a_failed_connect() {
     ));
     let path = dir.path().join("platform/prod-kubeconfig");
     std::fs::create_dir_all(&path).unwrap();
-    std::fs::write(path.join("kubeconfig"), f.kubeconfig()).unwrap();
+    // (still holding the token from before a rotation)
+    std::fs::write(
+        path.join("kubeconfig"),
+        f.kubeconfig().replace("token-rotated", "token-stale"),
+    )
+    .unwrap();
 
     // Connected, but its circuit actor is not running: nothing reaches the cluster.
     assert!(matches!(
@@ -905,6 +910,13 @@ async fn connects_lazily_behind_the_circuit_and_retries_a_failed_connect() {
     )
     .await
     .unwrap();
+    // The stale token is refused; once the Secret holds the rotated one, the next call
+    // reconnects with it.
+    assert!(matches!(
+        r.get("prod", &Kind::Pods, Some("web"), "api-1").await,
+        Err(ReadError::Unauthorized(_))
+    ));
+    std::fs::write(path.join("kubeconfig"), f.kubeconfig()).unwrap();
     let pod = r
         .get("prod", &Kind::Pods, Some("web"), "api-1")
         .await

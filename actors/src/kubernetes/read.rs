@@ -6,7 +6,8 @@
 //! A [`ClusterReader`] connects to a cluster on its first use (its kubeconfig, see
 //! [`super::client`]) and keeps the client; every request passes the cluster's circuit
 //! `k8s:<cluster>` like the watcher's. A failed connect fails that call only and is retried on
-//! the next one. Results are JSON objects with `apiVersion` and `kind` set (list items too) and
+//! the next one; a 401 drops the client, so the next call re-reads the kubeconfig (a rotated
+//! Secret is picked up). Results are JSON objects with `apiVersion` and `kind` set (list items too) and
 //! `metadata.managedFields` dropped.
 //!
 //! # Secrets: metadata only
@@ -47,7 +48,6 @@ use kube::api::{
 use kube::discovery::Scope;
 use serde_json::{json, Value};
 use sre_config::{ClusterConfig, SecretStore};
-use tokio::sync::OnceCell;
 
 use super::client::{connect, Guard};
 
@@ -369,7 +369,9 @@ type KindCache = HashMap<(String, String, String), (ApiResource, bool)>;
 
 struct Entry {
     source: Option<Source>,
-    client: OnceCell<kube::Client>,
+    /// The connected client; dropped on a 401 so the next call re-reads the kubeconfig (a
+    /// rotated token is picked up).
+    client: Mutex<Option<kube::Client>>,
     /// Custom kinds resolved so far.
     kinds: Mutex<KindCache>,
 }
@@ -613,21 +615,23 @@ impl ClusterReader {
             cluster: name.to_owned(),
             reason,
         };
-        let client = entry
-            .client
-            .get_or_try_init(|| async {
+        let cached = entry.client.lock().expect("client lock").clone();
+        let client = match cached {
+            Some(c) => c,
+            None => {
                 let Some(source) = &entry.source else {
                     return Err(unavailable("no client".to_owned()));
                 };
                 let Some(guard) = source.guard.clone() else {
                     return Err(unavailable(format!("no circuit k8s:{name} is configured")));
                 };
-                connect(&source.cluster, &source.secrets, guard)
+                let c = connect(&source.cluster, &source.secrets, guard)
                     .await
-                    .map_err(|e| unavailable(format!("cannot connect: {e}")))
-            })
-            .await?
-            .clone();
+                    .map_err(|e| unavailable(format!("cannot connect: {e}")))?;
+                *entry.client.lock().expect("client lock") = Some(c.clone());
+                c
+            }
+        };
         Ok(Cluster {
             name,
             entry,
@@ -640,7 +644,7 @@ impl Entry {
     fn new(source: Option<Source>, client: Option<kube::Client>) -> Self {
         Entry {
             source,
-            client: OnceCell::new_with(client),
+            client: Mutex::new(client),
             kinds: Mutex::new(HashMap::new()),
         }
     }
@@ -665,7 +669,13 @@ impl Cluster<'_> {
                     s.message.clone()
                 };
                 match s.code {
-                    401 => ReadError::Unauthorized(message),
+                    401 => {
+                        // Reconnect next time: the kubeconfig may have been rotated.
+                        if self.entry.source.is_some() {
+                            *self.entry.client.lock().expect("client lock") = None;
+                        }
+                        ReadError::Unauthorized(message)
+                    }
                     403 => ReadError::Forbidden(message),
                     404 => ReadError::NotFound(message),
                     400 | 422 => ReadError::Invalid(message),
