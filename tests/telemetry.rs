@@ -64,10 +64,22 @@ async fn spans_of_outbound_calls_reach_the_otlp_endpoint() {
     }
     let export = exported.expect("spans exported to /v1/traces within 30 s");
     assert_eq!(export.method, "POST");
-    assert_eq!(export.header("content-type"), Some("application/x-protobuf"));
-    assert!(contains(&export.body, "sre-integration-under-test"), "service.name");
-    assert!(contains(&export.body, "argocd:dev"), "the provider attribute");
-    assert!(contains(&export.body, "correlation_id"), "the correlation id attribute");
+    assert_eq!(
+        export.header("content-type"),
+        Some("application/x-protobuf")
+    );
+    assert!(
+        contains(&export.body, "sre-integration-under-test"),
+        "service.name"
+    );
+    assert!(
+        contains(&export.body, "argocd:dev"),
+        "the provider attribute"
+    );
+    assert!(
+        contains(&export.body, "correlation_id"),
+        "the correlation id attribute"
+    );
     assert!(argocd.requests() > 0);
     drop(running);
 }
