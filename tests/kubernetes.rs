@@ -175,15 +175,25 @@ async fn three_clusters_one_dies_and_only_its_watcher_notices() {
     {
         assert_eq!(s.restarts, 0, "{} untouched", s.name);
     }
-    let metrics = common::get_text(&format!("{base}/metrics")).await;
-    for needle in [
+    // The watcher counts a transition once the sink confirmed it, a moment after the record is
+    // in the log: read the metrics until they caught up (bounded).
+    let needles = [
         r#"sre_k8s_watch_events_total{cluster="dev",resource="pods",event="listed"}"#,
         r#"sre_k8s_relists_total{cluster="production",resource="pods",reason="initial"} 1"#,
         r#"sre_k8s_objects{cluster="dev",resource="pods"} 1"#,
         r#"sre_k8s_health_transitions_total{cluster="production",kind="Pod",to="Failing"} 1"#,
         r#"sre_supervisor_child_restarts_total{supervisor="clusters",child="staging"}"#,
         r#"sre_dedup_decisions_total{source="kubernetes",decision="new"} 5"#,
-    ] {
+    ];
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = common::get_text(&format!("{base}/metrics")).await;
+        if needles.iter().all(|n| metrics.contains(n)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for needle in needles {
         assert!(metrics.contains(needle), "{needle}\n{metrics}");
     }
     let ready = common::client()

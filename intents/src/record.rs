@@ -1,6 +1,8 @@
 //! The record: key, headers, value. Serialized the same way into Kafka (headers as Kafka
 //! headers) and into the embedded log (one JSON object per line).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// Namespace of the UUIDv5 `ce_id`s (a fixed random UUID, never to change).
@@ -54,8 +56,9 @@ pub fn ce_id(idempotency_key: &str) -> String {
     uuid::Uuid::new_v5(&CE_ID_NAMESPACE, idempotency_key.as_bytes()).to_string()
 }
 
-/// One header (Kafka headers are ordered byte pairs; ours are text).
-pub type Header = (String, String);
+/// One header (Kafka headers are ordered byte pairs; ours are text). Names are mostly the
+/// fixed CloudEvents ones, so they are borrowed statics rather than allocated per record.
+pub type Header = (Cow<'static, str>, String);
 
 /// One intent, ready for any sink.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -96,17 +99,20 @@ impl IntentRecord {
     pub fn new<T: Serialize>(meta: RecordMeta<'_>, payload: &T) -> Result<Self, serde_json::Error> {
         let value = serde_json::value::to_raw_value(payload)?;
         let mut headers = Vec::with_capacity(10);
-        headers.push(("ce_specversion".to_owned(), "1.0".to_owned()));
-        headers.push(("ce_id".to_owned(), ce_id(&meta.idempotency_key)));
-        headers.push(("ce_type".to_owned(), meta.kind.as_str().to_owned()));
-        headers.push(("ce_source".to_owned(), meta.source.to_owned()));
-        headers.push(("ce_time".to_owned(), meta.time.to_owned()));
-        headers.push(("ce_subject".to_owned(), meta.key.clone()));
-        headers.push(("content-type".to_owned(), "application/json".to_owned()));
-        headers.push(("idempotency_key".to_owned(), meta.idempotency_key));
-        headers.push(("correlation_id".to_owned(), meta.correlation_id.to_owned()));
+        headers.push((Cow::Borrowed("ce_specversion"), "1.0".to_owned()));
+        headers.push((Cow::Borrowed("ce_id"), ce_id(&meta.idempotency_key)));
+        headers.push((Cow::Borrowed("ce_type"), meta.kind.as_str().to_owned()));
+        headers.push((Cow::Borrowed("ce_source"), meta.source.to_owned()));
+        headers.push((Cow::Borrowed("ce_time"), meta.time.to_owned()));
+        headers.push((Cow::Borrowed("ce_subject"), meta.key.clone()));
+        headers.push((Cow::Borrowed("content-type"), "application/json".to_owned()));
+        headers.push((Cow::Borrowed("idempotency_key"), meta.idempotency_key));
+        headers.push((
+            Cow::Borrowed("correlation_id"),
+            meta.correlation_id.to_owned(),
+        ));
         if let Some(tp) = meta.traceparent {
-            headers.push(("traceparent".to_owned(), tp.to_owned()));
+            headers.push((Cow::Borrowed("traceparent"), tp.to_owned()));
         }
         Ok(IntentRecord {
             topic: meta.topic.to_owned(),

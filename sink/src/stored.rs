@@ -20,12 +20,12 @@ pub(crate) struct LineRef<'a> {
     pub topic: &'a str,
     pub key: &'a str,
     #[serde(serialize_with = "as_map")]
-    pub headers: &'a [(String, String)],
+    pub headers: &'a [sre_intents::Header],
     pub value: &'a serde_json::value::RawValue,
 }
 
-fn as_map<S: Serializer>(h: &&[(String, String)], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_map(h.iter().map(|(k, v)| (k, v)))
+fn as_map<S: Serializer>(h: &&[sre_intents::Header], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(h.iter().map(|(k, v)| (k.as_ref(), v)))
 }
 
 impl<'a> LineRef<'a> {
