@@ -180,15 +180,12 @@ impl Rig {
     }
 }
 
-/// Lets the watcher open its watches (virtual time; bounded).
+/// Waits until exactly `n` watches are open on `fake` (woken by the fake as streams open and
+/// close; bounded on virtual time).
 async fn watching(fake: &FakeKube, n: usize) {
-    for _ in 0..1000 {
-        if fake.open_watches() >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the watcher never opened {n} watch(es)");
+    tokio::time::timeout(Duration::from_secs(600), fake.until_open_watches(n))
+        .await
+        .unwrap_or_else(|_| panic!("never exactly {n} watch(es) open: {}", fake.open_watches()));
 }
 
 fn value(r: &IntentRecord) -> Value {
@@ -814,6 +811,7 @@ async fn a_killed_watcher_leaves_no_watch_behind() {
     let watcher = ractor::call!(clusters, SupervisorMsg::Lookup, "dev".to_string())
         .unwrap()
         .unwrap();
+    let opened = fake.watches_opened();
     watcher.kill();
     r.observer
         .wait_until(|c| {
@@ -821,18 +819,28 @@ async fn a_killed_watcher_leaves_no_watch_behind() {
                 .any(|s| s.name == "dev" && s.restarts == 1 && s.state == ChildState::Running)
         })
         .await;
-    // The new watcher re-baselines with the same keys, which the dedup window already holds:
-    // nothing is sent again.
-    watching(&fake, 2).await;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // The moment it has opened its own two watches, those are the only ones open: the killed
+    // watcher's were closed when it went (not later, by a timeout).
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        fake.until_watches_opened(opened + 2),
+    )
+    .await
+    .expect("the restarted watcher opens its watches");
     assert_eq!(
         fake.open_watches(),
         2,
         "the killed watcher's watches are closed"
     );
-    assert!(r.rx.try_recv().is_err(), "the re-baseline repeated nothing");
+    // The new watcher re-baselines with the same keys, which the dedup window already holds:
+    // nothing is sent again. A pod created now is the first thing it reports.
+    fake.apply(fk::pod(NS, "web"));
+    let batch = r.next().await;
+    assert_eq!(
+        batch.iter().map(|b| b.key.as_str()).collect::<Vec<_>>(),
+        ["health:dev/ameide-core/Pod/web"],
+        "the re-baseline repeated nothing"
+    );
     let m = r.metrics();
     assert!(
         m.contains(r#"sre_dedup_decisions_total{source="kubernetes",decision="duplicate"} 1"#),

@@ -176,6 +176,8 @@ struct Store {
     compacted: u64,
     history: Vec<HistEvent>,
     subs: Vec<Sub>,
+    /// Watch streams opened so far.
+    opened: u64,
     requests: Vec<Request>,
     logs: HashMap<LogKey, Vec<(DateTime<Utc>, String)>>,
     now: Option<DateTime<Utc>>,
@@ -197,6 +199,8 @@ struct Shared {
     next_conn: AtomicU64,
     slot: Mutex<Slot>,
     addr: SocketAddr,
+    /// Signalled whenever a watch stream opens.
+    opened: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -261,6 +265,7 @@ impl FakeKube {
             compacted: 0,
             history: Vec::new(),
             subs: Vec::new(),
+            opened: 0,
             requests: Vec::new(),
             logs: HashMap::new(),
             now: None,
@@ -297,6 +302,7 @@ impl FakeKube {
                 waker: None,
             }),
             addr,
+            opened: tokio::sync::Notify::new(),
         });
         let router = Router::new().fallback(handle).with_state(shared.clone());
         let acceptor = Acceptor(shared.clone());
@@ -630,6 +636,46 @@ preferences: {{}}
             .iter()
             .filter(|r| r.verb == "list" && r.resource.as_deref() == Some(plural))
             .count()
+    }
+
+    /// Waits until exactly `n` watch streams are open (one counts as closed once its client is
+    /// gone), woken by streams opening and closing rather than by a timer.
+    pub async fn until_open_watches(&self, n: usize) {
+        loop {
+            let opened = self.shared.opened.notified();
+            tokio::pin!(opened);
+            opened.as_mut().enable();
+            let open: Vec<mpsc::UnboundedSender<WatchMsg>> = {
+                let mut st = self.shared.store();
+                st.subs.retain(|s| !s.tx.is_closed());
+                st.subs.iter().map(|s| s.tx.clone()).collect()
+            };
+            match open.len().cmp(&n) {
+                std::cmp::Ordering::Equal => return,
+                std::cmp::Ordering::Less => opened.await,
+                std::cmp::Ordering::Greater => {
+                    futures::future::select_all(open.iter().map(|tx| Box::pin(tx.closed()))).await;
+                }
+            }
+        }
+    }
+
+    /// Watch streams opened so far (closed ones included).
+    pub fn watches_opened(&self) -> u64 {
+        self.shared.store().opened
+    }
+
+    /// Waits until `total` watch streams have been opened in all.
+    pub async fn until_watches_opened(&self, total: u64) {
+        loop {
+            let opened = self.shared.opened.notified();
+            tokio::pin!(opened);
+            opened.as_mut().enable();
+            if self.watches_opened() >= total {
+                return;
+            }
+            opened.await;
+        }
     }
 
     /// Watch streams currently open.
@@ -1537,6 +1583,8 @@ fn start_watch(
         last_rv: st.rv,
         tx,
     });
+    st.opened += 1;
+    sh.opened.notify_waiters();
     watch_response(watch_body(lines, rx, timeout, sh.killed()))
 }
 
