@@ -194,39 +194,31 @@ impl AppHandle {
                 providers.supervisor(policy.clone(), observer.clone()),
             ))
             .child(ChildSpec::supervisor(ingest));
-        let root = match cluster_watchers(
+        let watchers = cluster_watchers(
             &config,
             &providers,
             &kube_metrics,
             &readiness,
             &publisher_slot,
             dedup.as_ref().map(|(_, slot, _)| slot.clone()),
-        ) {
-            Some(watchers) => {
-                let mut spec = SupervisorSpec::new(CLUSTERS, policy.clone(), observer.clone());
-                for w in watchers {
-                    spec = spec.child(w);
-                }
-                root.child(ChildSpec::supervisor(spec))
-            }
-            None => root,
-        };
-        let root = match argocd_pollers(
+        );
+        let pollers = argocd_pollers(
             &config,
             &providers,
             &argo_metrics,
             &readiness,
             &publisher_slot,
-        ) {
-            Some(pollers) => {
-                let mut spec = SupervisorSpec::new(ARGOCD, policy.clone(), observer.clone());
-                for p in pollers {
-                    spec = spec.child(p);
-                }
-                root.child(ChildSpec::supervisor(spec))
+        );
+        let mut root = root;
+        for (name, children) in [(CLUSTERS, watchers), (ARGOCD, pollers)] {
+            if let Some(children) = children {
+                let spec = children.into_iter().fold(
+                    SupervisorSpec::new(name, policy.clone(), observer.clone()),
+                    SupervisorSpec::child,
+                );
+                root = root.child(ChildSpec::supervisor(spec));
             }
-            None => root,
-        };
+        }
 
         let (root, join) = Actor::spawn(None, Supervisor, root).await?;
         let _ = root_cell.set(root.clone());
@@ -472,12 +464,7 @@ fn cluster_watchers(
         .clusters
         .iter()
         .filter_map(|cluster| {
-            let provider = format!("k8s:{}", cluster.name);
-            let guard = Guard {
-                circuit: providers.circuit(&provider)?.clone(),
-                timeout: providers.timeout(&provider)?,
-                metrics: providers.metrics().clone(),
-            };
+            let guard = k8s_guard(providers, &cluster.name)?;
             let args = WatcherArgs {
                 cluster: cluster.clone(),
                 watch: k.watch.clone(),
@@ -502,20 +489,23 @@ fn cluster_watchers(
     Some(watchers)
 }
 
+/// The circuit, timeout and metrics of cluster `name`'s requests (`k8s:<name>`).
+fn k8s_guard(providers: &Providers, name: &str) -> Option<Guard> {
+    let provider = format!("k8s:{name}");
+    Some(Guard {
+        circuit: providers.circuit(&provider)?.clone(),
+        timeout: providers.timeout(&provider)?,
+        metrics: providers.metrics().clone(),
+    })
+}
+
 /// The read API over the configured clusters, each behind `k8s:<cluster>`.
 fn cluster_reader(config: &Config, providers: &Providers) -> Option<ClusterReader> {
     let k = config.kubernetes()?;
     Some(ClusterReader::new(
         k.clusters.clone(),
         SecretStore::new(&config.secrets.dir),
-        |name| {
-            let provider = format!("k8s:{name}");
-            Some(Guard {
-                circuit: providers.circuit(&provider)?.clone(),
-                timeout: providers.timeout(&provider)?,
-                metrics: providers.metrics().clone(),
-            })
-        },
+        |name| k8s_guard(providers, name),
         k.log_tail_lines,
     ))
 }

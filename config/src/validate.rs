@@ -93,6 +93,11 @@ fn kubernetes(c: &Config, e: &mut Collector) {
         &format!("{p}.poll_interval"),
         || "must be greater than zero".into(),
     );
+    e.check(
+        !k.watch.event_max_age.is_zero(),
+        &format!("{p}.watch.event_max_age"),
+        || "must be greater than zero (every Warning event would be too old)".into(),
+    );
 }
 
 /// The API URL of an ArgoCD environment.

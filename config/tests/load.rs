@@ -126,6 +126,8 @@ kubernetes_integration:
     - name: dev
       kubeconfig_path: /k
       in_cluster: true
+  watch:
+    event_max_age: 0s
 ticketing_integration:
   enabled: true
   default_provider: github
@@ -142,6 +144,7 @@ supervision:
         "kubernetes_integration.clusters.0: cluster \"dev\" needs exactly one of",
         "kubernetes_integration.clusters.1.name: duplicate name \"dev\"",
         "kubernetes_integration.clusters.1: cluster \"dev\" needs exactly one of kubeconfig_secret_ref, kubeconfig_path, in_cluster (found 2)",
+        "kubernetes_integration.watch.event_max_age: must be greater than zero",
         "ticketing_integration.default_provider: is github but the github section is missing",
         "ticketing_integration.jira.project_key",
         "supervision.restart.jitter: 1.5 is outside [0, 1)",

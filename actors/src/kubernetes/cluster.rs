@@ -705,36 +705,30 @@ fn on_failed(
     error: String,
     code: Option<u16>,
 ) -> Result<(), ActorProcessingErr> {
-    let cluster = state.args.cluster.name.clone();
-    let condition = format!("k8s:{cluster}");
-    if let Some(code @ (401 | 403)) = code {
-        let why = format!(
-            "misconfigured: the API server rejected the credentials (HTTP {code}) for {}",
-            stream.resource.as_str()
-        );
-        state
-            .args
-            .readiness
-            .set_degraded(&condition, Some(why.clone()));
-        return Err(why.into());
-    }
-    let s = state.streams.entry(stream.clone()).or_default();
-    s.failures += 1;
-    s.last_code = code;
-    tracing::warn!(cluster = %cluster, resource = stream.resource.as_str(), failures = s.failures, error = %error, "watch failed");
-    if s.failures >= MAX_FAILURES {
-        let why = format!(
-            "{} watch failures of {} in a row; last: {error}",
-            s.failures,
-            stream.resource.as_str()
-        );
-        state
-            .args
-            .readiness
-            .set_degraded(&condition, Some(why.clone()));
-        return Err(why.into());
-    }
-    Ok(())
+    let cluster = &state.args.cluster.name;
+    let resource = stream.resource.as_str();
+    let why = if let Some(code @ (401 | 403)) = code {
+        format!(
+            "misconfigured: the API server rejected the credentials (HTTP {code}) for {resource}"
+        )
+    } else {
+        let s = state.streams.entry(stream.clone()).or_default();
+        s.failures += 1;
+        s.last_code = code;
+        tracing::warn!(cluster = %cluster, resource, failures = s.failures, error = %error, "watch failed");
+        if s.failures < MAX_FAILURES {
+            return Ok(());
+        }
+        format!(
+            "{} watch failures of {resource} in a row; last: {error}",
+            s.failures
+        )
+    };
+    state
+        .args
+        .readiness
+        .set_degraded(&format!("k8s:{cluster}"), Some(why.clone()));
+    Err(why.into())
 }
 
 fn count_warning(state: &WatcherState, decision: &'static str) {
