@@ -169,6 +169,22 @@ impl Rig {
             .expect("channel open")
     }
 
+    /// The sorted namespaces of the next `n` health intents.
+    async fn namespaces_reported(&mut self, n: usize) -> Vec<String> {
+        let mut seen = Vec::new();
+        while seen.len() < n {
+            for rec in self.next().await {
+                let ns = value(&rec)["subject"]["namespace"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                seen.push(ns);
+            }
+        }
+        seen.sort();
+        seen
+    }
+
     fn metrics(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).unwrap();
@@ -577,18 +593,7 @@ async fn namespace_globs_include_and_exclude() {
         watch(&[ResourceType::Pods], &["ameide-*", "argocd"]),
     )
     .await;
-    let mut seen = Vec::new();
-    while seen.len() < 3 {
-        for rec in r.next().await {
-            seen.push(
-                value(&rec)["subject"]["namespace"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            );
-        }
-    }
-    seen.sort();
+    let seen = r.namespaces_reported(3).await;
     assert_eq!(seen, ["ameide-core", "ameide-web", "argocd"]);
     // A later pod in an excluded namespace is not reported; one in an included one is.
     fake.apply(fk::pod("kube-system", "q"));
@@ -610,18 +615,7 @@ async fn plain_namespace_names_are_watched_one_by_one() {
         watch(&[ResourceType::Pods], &["argocd", "monitoring"]),
     )
     .await;
-    let mut seen = Vec::new();
-    while seen.len() < 2 {
-        for rec in r.next().await {
-            seen.push(
-                value(&rec)["subject"]["namespace"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            );
-        }
-    }
-    seen.sort();
+    let seen = r.namespaces_reported(2).await;
     assert_eq!(seen, ["argocd", "monitoring"]);
     // Only namespaced requests: per-namespace Roles are enough.
     let paths: Vec<String> = fake.requests().iter().map(|q| q.path.clone()).collect();
