@@ -12,7 +12,8 @@
 //!  "current":{"state":"Failing","reason":"CrashLoopBackOff","message":"back-off 5m0s restarting failed container=app"},
 //!  "reason":"changed","observedAt":"2026-11-29T01:00:00.000Z"}
 //! ```
-//! `reason` is `baseline` (first sight of the object by this watcher), `changed` or `deleted`.
+//! `reason` is `baseline` (in the watcher's first full list), `created` (appeared later),
+//! `changed` or `deleted`.
 //!
 //! `IngestAlertRequested` from a Warning event (key `alert:<fingerprint>`, the fingerprint
 //! computed as Prometheus does over the `labels`, so repeats of one reason on one object order
@@ -73,7 +74,7 @@ pub struct ObjectHealthCheck<'a> {
     pub previous: Option<ObjectHealth<'a>>,
     /// The state now.
     pub current: ObjectHealth<'a>,
-    /// `baseline`, `changed` or `deleted`.
+    /// `baseline`, `created`, `changed` or `deleted`.
     pub reason: &'a str,
     /// When this program observed it.
     pub observed_at: &'a str,

@@ -1,8 +1,8 @@
 //! Kubernetes metrics. `cluster` comes from configuration; `resource` is one of the watched
 //! kinds (`pods`, `deployments`, `services`, `endpointslices`, `events`); the other labels are
 //! small fixed sets:
-//! - `sre_k8s_watch_events_total{cluster,resource,event}`: `added` (incl. listed), `modified`,
-//!   `deleted`, `error`.
+//! - `sre_k8s_watch_events_total{cluster,resource,event}`: `listed` (in a full list), `applied`
+//!   (added or modified: kube's watcher does not tell them apart), `deleted`, `error`.
 //! - `sre_k8s_relists_total{cluster,resource,reason}`: full lists, by why: `initial`,
 //!   `expired` (410 Gone), `error` (after another failure), `reconcile` (the periodic poll).
 //! - `sre_k8s_objects{cluster,resource}`: objects remembered.
