@@ -315,7 +315,11 @@ async fn a_full_window_answers_503_and_evicts_nothing() {
         let names: Vec<String> = (0..10).map(|i| format!("Fill{chunk}x{i}")).collect();
         let alerts: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "warning")).collect();
         let (code, body) = post(&base, &firing(&alerts)).await;
-        assert_eq!((code, body["published"].as_u64()), (200, Some(10)), "{body}");
+        assert_eq!(
+            (code, body["published"].as_u64()),
+            (200, Some(10)),
+            "{body}"
+        );
     }
     // One more new alert: refused, so AlertManager retries it later.
     let resp = reqwest::Client::new()
@@ -335,7 +339,11 @@ async fn a_full_window_answers_503_and_evicts_nothing() {
     );
     // Nothing was evicted: the first alerts are still duplicates.
     let (code, body) = post(&base, &firing(&[("Fill0x0", "warning")])).await;
-    assert_eq!((code, body["duplicates"].as_u64()), (200, Some(1)), "{body}");
+    assert_eq!(
+        (code, body["duplicates"].as_u64()),
+        (200, Some(1)),
+        "{body}"
+    );
     assert_eq!(records(&c).len(), 1000);
     let metrics = common::get_text(&format!("{base}/metrics")).await;
     for line in [

@@ -27,6 +27,7 @@ use sre_intents::record::RecordMeta;
 use sre_intents::{IntentRecord, IntentType};
 use sre_supervision::Readiness;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::app::{changes, parse, AppState, Change};
 use super::metrics::{AppLabels, ArgoMetrics, EnvLabel, PollLabels};
@@ -124,7 +125,11 @@ impl Actor for EnvPoller {
         state: &mut PollerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            PollerMsg::Poll => on_poll(&myself, state).await,
+            PollerMsg::Poll => {
+                // One span per poll: its outbound call and its intents belong to it.
+                let span = tracing::info_span!("argocd_poll", env = %state.args.env.name);
+                on_poll(&myself, state).instrument(span).await
+            }
         }
     }
 }
@@ -296,6 +301,7 @@ async fn report(
     let now = chrono::Utc::now();
     let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let correlation_id = uuid::Uuid::new_v4().to_string();
+    let traceparent = crate::trace::current();
     let meta = |kind, key: String, idempotency_key: String| RecordMeta {
         topic: &args.topic,
         kind,
@@ -303,7 +309,7 @@ async fn report(
         key,
         idempotency_key,
         correlation_id: &correlation_id,
-        traceparent: None,
+        traceparent: traceparent.as_deref(),
         time: &at,
     };
     let changes: Vec<(Change, HealthState)> = changes(state.last.as_ref(), &apps)

@@ -29,6 +29,7 @@ use prometheus_client::metrics::counter::Counter;
 use serde_json::json;
 use sre_config::{KeySource, SecretString};
 use sre_supervision::ActorSlot;
+use tracing::Instrument;
 
 use super::batch::AlertBatch;
 use super::claim::{Delivery, FreshClaims};
@@ -278,10 +279,14 @@ impl Webhook {
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .map(str::to_owned);
-        let traceparent = headers
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        // The request's span continues the sender's trace; intents carry the span's context
+        // (or, with no trace recorded here, the sender's own).
+        let traceparent = crate::trace::current().or_else(|| {
+            headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
         let batch = Arc::new(AlertBatch::prepare(
             payload,
             self.0.key_source,
@@ -384,7 +389,11 @@ async fn handle(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let response = match w.accept(&headers, body).await {
+    let span = tracing::info_span!("webhook", webhook = WEBHOOK, otel.kind = "server");
+    if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        crate::trace::adopt_parent(&span, tp);
+    }
+    let response = match w.accept(&headers, body).instrument(span).await {
         Ok(s) => {
             // A fixed shape, written without building a JSON tree.
             let body = format!(
