@@ -12,7 +12,7 @@ fn root() -> &'static Path {
 }
 
 /// `<mount path>/<item path>` of every projected or plain secret volume of the Deployment.
-fn mounted_secret_files(deployment: &serde_yaml::Value) -> BTreeSet<String> {
+fn mounted_secret_files(deployment: &serde_norway::Value) -> BTreeSet<String> {
     let spec = &deployment["spec"]["template"]["spec"];
     let mut files = BTreeSet::new();
     let container = &spec["containers"][0];
@@ -27,7 +27,8 @@ fn mounted_secret_files(deployment: &serde_yaml::Value) -> BTreeSet<String> {
             .iter()
             .find(|v| v["name"].as_str() == Some(name))
             .unwrap_or_else(|| panic!("volume {name} is mounted but not declared"));
-        let sources: Vec<&serde_yaml::Value> = match volume["projected"]["sources"].as_sequence() {
+        let sources: Vec<&serde_norway::Value> = match volume["projected"]["sources"].as_sequence()
+        {
             Some(s) => s.iter().map(|s| &s["secret"]).collect(),
             None => vec![&volume["secret"]],
         };
@@ -45,9 +46,9 @@ fn the_deployment_mounts_every_secret_the_production_config_reads() {
     let config = Config::load(&root().join("config/examples/production.yaml")).unwrap();
     let manifests =
         std::fs::read_to_string(root().join("deploy/kubernetes/deployment.yaml")).unwrap();
-    let deployment = serde_yaml::Deserializer::from_str(&manifests)
+    let deployment = serde_norway::Deserializer::from_str(&manifests)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .find(|d: &serde_yaml::Value| d["kind"].as_str() == Some("Deployment"))
+        .find(|d: &serde_norway::Value| d["kind"].as_str() == Some("Deployment"))
         .expect("a Deployment");
     let mounted = mounted_secret_files(&deployment);
     let needs = config.secret_needs();
