@@ -8,15 +8,18 @@
 //!    publishing became durable too; otherwise `503` with `Retry-After`, and nothing is
 //!    recorded in the window, so AlertManager's retry is accepted as new.
 //!
+//! Credentials and the content type are checked on the request's head, before a byte of the
+//! body is read: an unauthenticated client cannot make the server buffer anything.
+//!
 //! Errors are JSON: `{"error": "...", "field": "alerts[0].startsAt"}` with 400 (bad payload),
-//! 401 (credentials), 413 (body too large), 415 (not JSON), 503 (sink or actors unavailable).
+//! 401 (credentials), 413 (body too large, or more alerts than `max_alerts`), 415 (not JSON),
+//! 503 (sink or actors unavailable).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -96,6 +99,7 @@ struct Inner {
     expected: Option<(&'static str, SecretString)>,
     unavailable: Option<String>,
     key_source: KeySource,
+    max_alerts: usize,
     publish_timeout: Duration,
     window: Arc<Window>,
     dedup: ActorSlot<DedupMsg>,
@@ -114,6 +118,8 @@ pub struct WebhookParts {
     pub auth: Auth,
     /// Fingerprint source.
     pub key_source: KeySource,
+    /// Most alerts in one request; more are answered 413.
+    pub max_alerts: usize,
     /// Longest wait for durability before a 503.
     pub publish_timeout: Duration,
     /// The dedup window, shared with the dedup actor.
@@ -166,6 +172,7 @@ impl Webhook {
             expected: p.auth.expected(),
             unavailable,
             key_source: p.key_source,
+            max_alerts: p.max_alerts,
             publish_timeout: p.publish_timeout,
             window: p.window,
             dedup: p.dedup,
@@ -233,13 +240,11 @@ impl Webhook {
         }
     }
 
-    async fn accept(
-        &self,
-        headers: &HeaderMap,
-        body: Result<Bytes, BytesRejection>,
-    ) -> Result<Summary, Rejection> {
+    /// Checks the head (credentials, content type), then reads the body within the limit,
+    /// parses and ingests it.
+    async fn accept(&self, req: Request) -> Result<Summary, Rejection> {
+        let headers = req.headers();
         self.authorize(headers)?;
-        let body = body.map_err(|r| Rejection::new(r.status(), r.body_text()))?;
         let json = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -251,18 +256,6 @@ impl Webhook {
                 "expected Content-Type: application/json",
             ));
         }
-        let payload = payload::parse(&body).map_err(|e| Rejection {
-            status: StatusCode::BAD_REQUEST,
-            error: e.reason,
-            field: (!e.field.is_empty()).then_some(e.field),
-        })?;
-        for a in &payload.alerts {
-            if a.status == "firing" {
-                self.0.counters.firing.inc();
-            } else {
-                self.0.counters.resolved.inc();
-            }
-        }
         let correlation_id = headers
             .get("x-correlation-id")
             .and_then(|v| v.to_str().ok())
@@ -272,6 +265,33 @@ impl Webhook {
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        // Only now is the body read, within the route's `DefaultBodyLimit`.
+        let body = Bytes::from_request(req, &())
+            .await
+            .map_err(|r| Rejection::new(r.status(), r.body_text()))?;
+        let payload = payload::parse(&body).map_err(|e| Rejection {
+            status: StatusCode::BAD_REQUEST,
+            error: e.reason,
+            field: (!e.field.is_empty()).then_some(e.field),
+        })?;
+        if payload.alerts.len() > self.0.max_alerts {
+            return Err(Rejection {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                error: format!(
+                    "{} alerts in one notification; at most {} are accepted (set max_alerts in AlertManager's webhook_configs)",
+                    payload.alerts.len(),
+                    self.0.max_alerts
+                ),
+                field: Some("alerts".into()),
+            });
+        }
+        for a in &payload.alerts {
+            if a.status == "firing" {
+                self.0.counters.firing.inc();
+            } else {
+                self.0.counters.resolved.inc();
+            }
+        }
         let batch = Arc::new(AlertBatch::prepare(
             payload,
             self.0.key_source,
@@ -402,12 +422,8 @@ async fn publish(
     result
 }
 
-async fn handle(
-    State(w): State<Webhook>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let response = match w.accept(&headers, body).await {
+async fn handle(State(w): State<Webhook>, req: Request) -> Response {
+    let response = match w.accept(req).await {
         Ok(s) => {
             // A fixed shape, written without building a JSON tree.
             let body = format!(
