@@ -427,3 +427,25 @@ async fn ops_auth_guards_metrics_tree_and_restart_but_not_the_probes() {
     assert_eq!(resp.status(), 202);
     app.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_oversized_request_head_is_refused_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = AppHandle::start(config()).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(app.addr().await.unwrap())
+        .await
+        .unwrap();
+    // 100 KiB of one header, not yet terminated: over the 64 KiB head limit.
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ")
+        .await
+        .unwrap();
+    let _ = s.write_all(&[b'a'; 100 * 1024]).await;
+    let mut answer = vec![0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut answer))
+        .await
+        .expect("answered before the header timeout")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    app.shutdown().await;
+}

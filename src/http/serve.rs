@@ -9,7 +9,9 @@
 //!   accept, and on a kept-alive connection from the first byte of the next request;
 //! - a kept-alive connection without a request in progress is closed after `idle_timeout`;
 //! - a request has `request_timeout` from its complete head to the answer (body upload
-//!   included); past it the client gets `408` and the connection is closed.
+//!   included); past it the client gets `408` and the connection is closed;
+//! - a request head is at most [`MAX_HEAD_BYTES`] (`431` beyond), so the memory the open
+//!   connections hold is bounded too.
 //!
 //! The head and idle deadlines are kept by one watchdog per connection that reads the
 //! connection's [`Phase`]: the socket wrapper moves it from idle to head on the first byte, the
@@ -45,6 +47,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+
+/// The largest request head (request line and headers) a connection may send; larger heads
+/// get `431`. AlertManager's are well under 1 KiB.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// The limits of `server`.
 #[derive(Clone, Copy, Debug)]
@@ -352,6 +358,9 @@ async fn connection(
     let conn = hyper::server::conn::http1::Builder::new()
         // The watchdog keeps the head deadline (see the module documentation).
         .header_read_timeout(None)
+        // hyper buffers a request head up to this size (its default is ~400 KiB): a larger one
+        // is answered 431. Bounds what max_connections half-sent heads can hold in memory.
+        .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(io, service);
     tokio::pin!(conn);
     let mut draining = false;
