@@ -449,3 +449,33 @@ async fn an_oversized_request_head_is_refused_at_once() {
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
     app.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_http_server_releases_its_port_for_its_successor() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = config();
+    c.server.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    let app = AppHandle::start(c).await.unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(get(&base, "/healthz").await.0, 200);
+    // Killed: ractor runs no post_stop, so only the state's Drop can close the listener.
+    child(app.root(), "ingest", "http").await.unwrap().kill();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        app.observer().wait_until(|t| {
+            t.iter().any(|c| {
+                c.name == "http"
+                    && c.restarts == 1
+                    && c.state == sre_supervision::ChildState::Running
+            })
+        }),
+    )
+    .await
+    .expect("the new HttpServer binds the same port");
+    assert_eq!(get(&base, "/healthz").await.0, 200);
+    app.shutdown().await;
+}
