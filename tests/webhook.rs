@@ -357,3 +357,61 @@ async fn more_alerts_than_max_alerts_get_a_clear_413() {
     assert_eq!((code, body["published"].as_u64()), (200, Some(2)), "{body}");
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_window_answers_503_and_evicts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    let am = c
+        .observability_integration
+        .as_mut()
+        .and_then(|o| o.alertmanager.as_mut())
+        .unwrap();
+    am.idempotency.max_entries = 1000;
+    am.auto_create_incident.enabled = false;
+    let (app, base) = start(&c).await;
+    // 1000 distinct alerts fill the window (10 per request).
+    for chunk in 0..100 {
+        let names: Vec<String> = (0..10).map(|i| format!("Fill{chunk}x{i}")).collect();
+        let alerts: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "warning")).collect();
+        let (code, body) = post(&base, &firing(&alerts)).await;
+        assert_eq!(
+            (code, body["published"].as_u64()),
+            (200, Some(10)),
+            "{body}"
+        );
+    }
+    // One more new alert: refused, so AlertManager retries it later.
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/webhooks/alertmanager"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(firing(&[("OneTooMany", "warning")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "5");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("window is full"),
+        "{body}"
+    );
+    // Nothing was evicted: the first alerts are still duplicates.
+    let (code, body) = post(&base, &firing(&[("Fill0x0", "warning")])).await;
+    assert_eq!(
+        (code, body["duplicates"].as_u64()),
+        (200, Some(1)),
+        "{body}"
+    );
+    assert_eq!(records(&c).len(), 1000);
+    let metrics = common::get_text(&format!("{base}/metrics")).await;
+    for line in [
+        r#"sre_dedup_window_entries{source="all"} 1000"#,
+        "sre_dedup_claims_in_flight 0",
+        r#"sre_dedup_decisions_total{source="alertmanager",decision="window_full"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line}\n{metrics}");
+    }
+    app.shutdown().await;
+}

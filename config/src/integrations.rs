@@ -325,6 +325,14 @@ pub struct Idempotency {
     /// `intents.embedded.retention_age` (the window is rebuilt from the log at start).
     #[serde(default = "default_dedup_window", with = "humantime_serde")]
     pub dedup_window: Duration,
+    /// Most keys the deduplication window holds at once (window entries plus keys being
+    /// published; the window is shared by the webhook, the cluster watchers and the ArgoCD
+    /// pollers). When it is full, new keys are refused — the webhook answers `503` with
+    /// `Retry-After`, watchers and pollers retry — and nothing is evicted (an evicted key would
+    /// be published again). About 80–100 bytes per key: the default of 1,000,000 bounds the
+    /// window near 100 MB.
+    #[serde(default = "default_max_entries")]
+    pub max_entries: usize,
 }
 
 impl Default for Idempotency {
@@ -332,12 +340,16 @@ impl Default for Idempotency {
         Idempotency {
             key_source: KeySource::default(),
             dedup_window: default_dedup_window(),
+            max_entries: default_max_entries(),
         }
     }
 }
 
 fn default_dedup_window() -> Duration {
     Duration::from_secs(300)
+}
+fn default_max_entries() -> usize {
+    1_000_000
 }
 
 /// `idempotency.key_source`.

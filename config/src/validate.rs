@@ -275,6 +275,11 @@ fn observability(c: &Config, e: &mut Collector) {
             "must be at least 1".into()
         });
         e.check(
+            am.idempotency.max_entries >= 1000,
+            &format!("{path}.idempotency.max_entries"),
+            || "must be at least 1000 keys".into(),
+        );
+        e.check(
             am.max_body_bytes >= 1024,
             &format!("{path}.max_body_bytes"),
             || "must be at least 1024 bytes".into(),

@@ -1,12 +1,15 @@
 //! `POST /webhooks/alertmanager` (the path is configurable): authenticate, validate, prepare,
 //! then the delivery semantics of DESIGN §3.2 —
 //!
-//! 1. claim every distinct idempotency key at the `Dedup` actor;
+//! 1. claim every distinct idempotency key at the `Dedup` actor (the shared protocol of
+//!    [`super::claim`]);
 //! 2. translate the fresh ones (`AlertRouter`) and publish them (`IntentPublisher`) on a task
-//!    of their own, which settles the claims with the real outcome even if the client hangs up;
+//!    of their own, which settles the claims with the real outcome even if the client hangs up
+//!    (bounded by the delivery's deadline; a dropped task releases them);
 //! 3. answer `200` only when every fresh intent is durable and every key another request was
 //!    publishing became durable too; otherwise `503` with `Retry-After`, and nothing is
-//!    recorded in the window, so AlertManager's retry is accepted as new.
+//!    recorded in the window, so AlertManager's retry is accepted as new. A full window
+//!    (`max_entries`) is a `503` too: nothing is evicted to make room.
 //!
 //! Credentials and the content type are checked on the request's head, before a byte of the
 //! body is read: an unauthenticated client cannot make the server buffer anything.
@@ -31,12 +34,13 @@ use sre_config::{KeySource, SecretString};
 use sre_supervision::ActorSlot;
 
 use super::batch::AlertBatch;
-use super::dedup::{Claim, DedupMsg, DedupSource, Window};
+use super::claim::{Delivery, FreshClaims};
+use super::dedup::{DedupMsg, DedupSource, Window};
 use super::metrics::IngestMetrics;
 use super::payload;
 use super::publisher::PublisherMsg;
 use super::router::RouterMsg;
-use crate::emit::Emitter;
+use crate::emit::{EmitError, Emitter};
 
 /// The `webhook` metric label.
 const WEBHOOK: &str = "alertmanager";
@@ -102,9 +106,8 @@ struct Inner {
     max_alerts: usize,
     publish_timeout: Duration,
     window: Arc<Window>,
-    dedup: ActorSlot<DedupMsg>,
+    delivery: Delivery,
     router: ActorSlot<RouterMsg>,
-    publisher: Emitter,
     counters: Counters,
 }
 
@@ -122,6 +125,9 @@ pub struct WebhookParts {
     pub max_alerts: usize,
     /// Longest wait for durability before a 503.
     pub publish_timeout: Duration,
+    /// Longest a publish may go on after the request was answered, settling its claims with
+    /// the real outcome (the dedup actor's claim lease is a little longer).
+    pub settle_timeout: Duration,
     /// The dedup window, shared with the dedup actor.
     pub window: Arc<Window>,
     /// The dedup actor.
@@ -175,9 +181,13 @@ impl Webhook {
             max_alerts: p.max_alerts,
             publish_timeout: p.publish_timeout,
             window: p.window,
-            dedup: p.dedup,
+            delivery: Delivery::new(
+                Some(p.dedup),
+                DedupSource::Alertmanager,
+                Emitter::Publisher(p.publisher),
+                p.settle_timeout,
+            ),
             router: p.router,
-            publisher: Emitter::Publisher(p.publisher),
             counters: Counters {
                 by_code: codes
                     .iter()
@@ -303,12 +313,6 @@ impl Webhook {
 
     /// Claims, publishes and waits, as the module documentation describes.
     async fn ingest(&self, batch: Arc<AlertBatch>) -> Result<Summary, Rejection> {
-        let unavailable = |what: &str| {
-            Rejection::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{what} unavailable; retry"),
-            )
-        };
         let firsts: Vec<usize> = (0..batch.alerts.len())
             .filter(|i| batch.alerts[*i].first)
             .collect();
@@ -326,58 +330,36 @@ impl Webhook {
                 duplicates: firsts.len(),
             });
         }
-        let dedup = self
-            .0
-            .dedup
-            .get()
-            .ok_or_else(|| unavailable("deduplication"))?;
-        let keys = firsts.iter().map(|i| batch.alerts[*i].hash).collect();
-        let claims = ractor::call!(dedup, DedupMsg::Claim, DedupSource::Alertmanager, keys)
-            .map_err(|_| unavailable("deduplication"))?;
-
-        let mut fresh = Vec::new();
-        let mut pending = Vec::new();
-        let mut duplicates = 0usize;
-        for (i, claim) in firsts.iter().zip(claims) {
-            match claim {
-                Claim::Fresh => fresh.push(*i),
-                Claim::Duplicate => duplicates += 1,
-                Claim::Pending(rx) => pending.push(rx),
-            }
-        }
-        let published = fresh.len();
         let deadline = tokio::time::Instant::now() + self.0.publish_timeout;
+        let keys = firsts.iter().map(|i| batch.alerts[*i].hash).collect();
+        let claimed = match tokio::time::timeout_at(deadline, self.0.delivery.claim(keys)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(unavailable(e.to_string())),
+            Err(_) => return Err(unavailable("deduplication did not answer in time".into())),
+        };
+        let fresh: Vec<usize> = claimed
+            .fresh_indices()
+            .into_iter()
+            .map(|i| firsts[i])
+            .collect();
+        let mut duplicates = claimed.verdicts.len() - fresh.len() - claimed.in_flight.len();
+        let published = fresh.len();
         if !fresh.is_empty() {
-            let task = tokio::spawn(publish(self.0.clone(), dedup, batch.clone(), fresh));
+            let task = tokio::spawn(publish(self.0.clone(), batch.clone(), fresh, claimed.fresh));
             match tokio::time::timeout_at(deadline, task).await {
                 Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(why))) => {
-                    return Err(Rejection::new(StatusCode::SERVICE_UNAVAILABLE, why))
-                }
-                Ok(Err(join)) => {
-                    return Err(Rejection::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("publish task failed: {join}"),
-                    ))
-                }
-                Err(_) => {
-                    return Err(Rejection::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "intents not durable in time; retry",
-                    ))
-                }
+                Ok(Ok(Err(why))) => return Err(unavailable(format!("{why}; retry"))),
+                Ok(Err(join)) => return Err(unavailable(format!("publish task failed: {join}"))),
+                Err(_) => return Err(unavailable("intents not durable in time; retry".into())),
             }
         }
-        for rx in pending {
-            match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(true)) => duplicates += 1,
-                _ => {
-                    return Err(Rejection::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "a concurrent delivery of the same alert failed; retry",
-                    ))
-                }
+        for (_, durable) in claimed.in_flight.outcomes(deadline).await {
+            if !durable {
+                return Err(unavailable(
+                    "a concurrent delivery of the same alert failed; retry".into(),
+                ));
             }
+            duplicates += 1;
         }
         Ok(Summary {
             alerts: batch.alerts.len(),
@@ -387,38 +369,33 @@ impl Webhook {
     }
 }
 
+fn unavailable(why: String) -> Rejection {
+    Rejection::new(StatusCode::SERVICE_UNAVAILABLE, why)
+}
+
 /// Translate, publish, settle. Runs on its own task so the claims are settled with the real
-/// outcome whatever happens to the request.
+/// outcome whatever happens to the request (and, should the task itself be dropped, `fresh`
+/// releases them).
 async fn publish(
     inner: Arc<Inner>,
-    dedup: ractor::ActorRef<DedupMsg>,
     batch: Arc<AlertBatch>,
-    fresh: Vec<usize>,
-) -> Result<(), String> {
-    let keys: Vec<u64> = fresh.iter().map(|i| batch.alerts[*i].hash).collect();
+    at: Vec<usize>,
+    fresh: FreshClaims,
+) -> Result<(), EmitError> {
     let result = async {
         let router = inner
             .router
             .get()
-            .ok_or("alert router unavailable; retry")?;
-        let records = ractor::call!(router, RouterMsg::Translate, batch.clone(), fresh)
-            .map_err(|_| "alert router unavailable; retry".to_string())?
-            .map_err(|e| format!("cannot translate alerts: {e}"))?;
-        inner
-            .publisher
-            .emit(records)
-            .await
-            .map_err(|e| format!("{e}; retry"))
+            .ok_or(EmitError::Unavailable("alert router"))?;
+        let records = ractor::call!(router, RouterMsg::Translate, batch.clone(), at)
+            .map_err(|_| EmitError::Unavailable("alert router"))?
+            .map_err(EmitError::Encode)?;
+        inner.delivery.publish(fresh, records).await
     }
     .await;
     if let Err(e) = &result {
         tracing::warn!(correlation_id = %batch.correlation_id(), error = %e, "alerts not published");
     }
-    // If the dedup actor restarted meanwhile, its rebuilt window comes from the sink anyway.
-    let _ = dedup.cast(DedupMsg::Settle {
-        keys,
-        durable: result.is_ok(),
-    });
     result
 }
 
