@@ -447,7 +447,15 @@ impl Config {
         ));
         lines.push(format!("facts consumer: {}", onoff(self.facts.enabled)));
         lines.push(format!("tools: {}", onoff(self.tools.enabled)));
-        lines.push(format!("listen: {}", self.server.listen));
+        lines.push(format!(
+            "listen: {}, at most {} connections; /metrics and /v1/supervision {}",
+            self.server.listen,
+            self.server.max_connections,
+            match &self.server.ops_auth {
+                Some(o) => format!("need the bearer token of {}", o.secret_ref),
+                None => "are open".into(),
+            }
+        ));
         lines.push(format!(
             "circuits: [{}]",
             self.upstreams()

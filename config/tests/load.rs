@@ -69,6 +69,10 @@ fn production_example_has_every_section_and_upstream() {
         summary.contains("clusters [local, dev, staging, production]"),
         "{summary}"
     );
+    assert!(
+        summary.contains("listen: 0.0.0.0:8080, at most 1024 connections; /metrics and /v1/supervision need the bearer token of platform/sre-ops-token"),
+        "{summary}"
+    );
 }
 
 #[test]
