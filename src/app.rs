@@ -46,8 +46,9 @@ use sre_supervision::{
 };
 use tokio::sync::watch;
 
+use crate::http::serve::{HttpMetrics, Limits};
 use crate::http::server::{HttpServer, HttpServerArgs};
-use crate::http::{ops_router, OpsState};
+use crate::http::{ops_router, OpsAccess, OpsState};
 
 /// Name of the root supervisor.
 pub const ROOT: &str = "root";
@@ -130,6 +131,7 @@ impl AppHandle {
         let ingest_metrics = IngestMetrics::new(&mut registry);
         let argo_metrics = ArgoMetrics::new(&mut registry);
         let kube_metrics = KubeMetrics::new(&mut registry);
+        let http_metrics = HttpMetrics::new(&mut registry);
         let readiness = Readiness::new(INGEST);
         report_missing_secrets(&config);
         for section in not_yet_served(&config) {
@@ -180,6 +182,9 @@ impl AppHandle {
             readiness: readiness.clone(),
             root: root_cell.clone(),
             allow_restart: config.server.allow_restart,
+            access: ops_access(&config),
+            root_name: ROOT,
+            circuits_supervisor: PROVIDERS,
         };
         let mut router = ops_router(ops);
         if let Some(routes) = webhook_routes {
@@ -191,6 +196,8 @@ impl AppHandle {
             router,
             bound: bound_tx,
             drain_timeout: config.server.drain_timeout,
+            limits: Limits::from(&config.server),
+            metrics: http_metrics,
         };
         let ingest = ingest.child(ChildSpec::actor("http", move || {
             (HttpServer, http_args.clone())
@@ -385,6 +392,7 @@ fn alert_path(
     let webhook = Webhook::new(WebhookParts {
         auth,
         key_source: am.idempotency.key_source,
+        max_alerts: am.max_alerts,
         publish_timeout: config.intents.publish_timeout,
         settle_timeout: settle_timeout(config),
         window: shared,
@@ -419,6 +427,18 @@ fn webhook_auth(config: &Config, auth: &WebhookAuth, readiness: &Readiness) -> A
         readiness.set_condition("webhook credentials", Some(why.clone()));
         Auth::Unavailable(why)
     })
+}
+
+/// Who may use the operator endpoints: anyone without `server.ops_auth`, else the bearer of
+/// its token; an unreadable token closes them (503) rather than opening them.
+fn ops_access(config: &Config) -> OpsAccess {
+    let Some(auth) = &config.server.ops_auth else {
+        return OpsAccess::Open;
+    };
+    match SecretStore::new(&config.secrets.dir).read(&auth.secret_ref, "token") {
+        Ok(token) => OpsAccess::Bearer(token),
+        Err(e) => OpsAccess::Unavailable(e.to_string()),
+    }
 }
 
 /// The configured sink, and how the dedup window is rebuilt from it.

@@ -11,15 +11,18 @@
 //!    recorded in the window, so AlertManager's retry is accepted as new. A full window
 //!    (`max_entries`) is a `503` too: nothing is evicted to make room.
 //!
+//! Credentials and the content type are checked on the request's head, before a byte of the
+//! body is read: an unauthenticated client cannot make the server buffer anything.
+//!
 //! Errors are JSON: `{"error": "...", "field": "alerts[0].startsAt"}` with 400 (bad payload),
-//! 401 (credentials), 413 (body too large), 415 (not JSON), 503 (sink or actors unavailable).
+//! 401 (credentials), 413 (body too large, or more alerts than `max_alerts`), 415 (not JSON),
+//! 503 (sink or actors unavailable).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -101,6 +104,7 @@ struct Inner {
     expected: Option<(&'static str, SecretString)>,
     unavailable: Option<String>,
     key_source: KeySource,
+    max_alerts: usize,
     publish_timeout: Duration,
     window: Arc<Window>,
     delivery: Delivery,
@@ -118,6 +122,8 @@ pub struct WebhookParts {
     pub auth: Auth,
     /// Fingerprint source.
     pub key_source: KeySource,
+    /// Most alerts in one request; more are answered 413.
+    pub max_alerts: usize,
     /// Longest wait for durability before a 503.
     pub publish_timeout: Duration,
     /// Longest a publish may go on after the request was answered, settling its claims with
@@ -173,6 +179,7 @@ impl Webhook {
             expected: p.auth.expected(),
             unavailable,
             key_source: p.key_source,
+            max_alerts: p.max_alerts,
             publish_timeout: p.publish_timeout,
             window: p.window,
             delivery: Delivery::new(
@@ -244,13 +251,11 @@ impl Webhook {
         }
     }
 
-    async fn accept(
-        &self,
-        headers: &HeaderMap,
-        body: Result<Bytes, BytesRejection>,
-    ) -> Result<Summary, Rejection> {
+    /// Checks the head (credentials, content type), then reads the body within the limit,
+    /// parses and ingests it.
+    async fn accept(&self, req: Request) -> Result<Summary, Rejection> {
+        let headers = req.headers();
         self.authorize(headers)?;
-        let body = body.map_err(|r| Rejection::new(r.status(), r.body_text()))?;
         let json = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -261,18 +266,6 @@ impl Webhook {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "expected Content-Type: application/json",
             ));
-        }
-        let payload = payload::parse(&body).map_err(|e| Rejection {
-            status: StatusCode::BAD_REQUEST,
-            error: e.reason,
-            field: (!e.field.is_empty()).then_some(e.field),
-        })?;
-        for a in &payload.alerts {
-            if a.status == "firing" {
-                self.0.counters.firing.inc();
-            } else {
-                self.0.counters.resolved.inc();
-            }
         }
         let correlation_id = headers
             .get("x-correlation-id")
@@ -287,6 +280,33 @@ impl Webhook {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         });
+        // Only now is the body read, within the route's `DefaultBodyLimit`.
+        let body = Bytes::from_request(req, &())
+            .await
+            .map_err(|r| Rejection::new(r.status(), r.body_text()))?;
+        let payload = payload::parse(&body).map_err(|e| Rejection {
+            status: StatusCode::BAD_REQUEST,
+            error: e.reason,
+            field: (!e.field.is_empty()).then_some(e.field),
+        })?;
+        if payload.alerts.len() > self.0.max_alerts {
+            return Err(Rejection {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                error: format!(
+                    "{} alerts in one notification; at most {} are accepted (set max_alerts in AlertManager's webhook_configs)",
+                    payload.alerts.len(),
+                    self.0.max_alerts
+                ),
+                field: Some("alerts".into()),
+            });
+        }
+        for a in &payload.alerts {
+            if a.status == "firing" {
+                self.0.counters.firing.inc();
+            } else {
+                self.0.counters.resolved.inc();
+            }
+        }
         let batch = Arc::new(AlertBatch::prepare(
             payload,
             self.0.key_source,
@@ -384,16 +404,12 @@ async fn publish(
     result
 }
 
-async fn handle(
-    State(w): State<Webhook>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn handle(State(w): State<Webhook>, req: Request) -> Response {
     let span = tracing::info_span!("webhook", webhook = WEBHOOK, otel.kind = "server");
-    if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+    if let Some(tp) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
         crate::trace::adopt_parent(&span, tp);
     }
-    let response = match w.accept(&headers, body).instrument(span).await {
+    let response = match w.accept(req).instrument(span).await {
         Ok(s) => {
             // A fixed shape, written without building a JSON tree.
             let body = format!(
