@@ -248,15 +248,18 @@ pub async fn run(config: Option<&PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Both listeners are registered before the first signal can arrive, and stay registered
+    // through the shutdown, so a second signal is never missed (however soon it follows).
+    let mut signals = ShutdownSignals::new();
     tokio::select! {
-        () = shutdown_signal() => {}
+        () = signals.recv() => {}
         () = app.stopped() => {
             tracing::error!("the root supervisor stopped on its own");
             return ExitCode::FAILURE;
         }
     }
-    tokio::spawn(async {
-        shutdown_signal().await;
+    tokio::spawn(async move {
+        signals.recv().await;
         eprintln!("second signal: aborting");
         std::process::exit(130);
     });
@@ -264,25 +267,51 @@ pub async fn run(config: Option<&PathBuf>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT and SIGTERM listeners. Registered when made: a signal that arrives before the
+/// first wait is kept for it.
+struct ShutdownSignals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            ShutdownSignals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received"),
-        () = term => tracing::info!("SIGTERM received"),
+        #[cfg(not(unix))]
+        ShutdownSignals {}
+    }
+
+    /// The next SIGINT or SIGTERM.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.int) => tracing::info!("SIGINT received"),
+                () = next(&mut self.term) => tracing::info!("SIGTERM received"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("SIGINT received");
+        }
     }
 }
 

@@ -406,7 +406,11 @@ async fn publish(
 
 async fn handle(State(w): State<Webhook>, req: Request) -> Response {
     let span = tracing::info_span!("webhook", webhook = WEBHOOK, otel.kind = "server");
-    if let Some(tp) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+    if let Some(tp) = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+    {
         crate::trace::adopt_parent(&span, tp);
     }
     let response = match w.accept(req).instrument(span).await {
