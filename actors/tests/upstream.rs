@@ -533,3 +533,28 @@ async fn a_kubernetes_read_answered_503_is_retried_but_a_write_is_not() {
     assert_eq!(r.fake.count(), 6);
     r.root.stop_and_wait(None, None).await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_kubernetes_body_that_stalls_fails_the_read_and_counts_against_the_circuit() {
+    let (r, client) = kube_rig(patient()).await;
+    r.fake
+        .push(Reply::stall_body(r#"{"apiVersion": "v1", "kind": "Pod", "#));
+    let pods: Api<Pod> = Api::namespaced(client, "web");
+    let t0 = Instant::now();
+    let err = pods.get("api-1").await.unwrap_err();
+    assert!(
+        t0.elapsed() >= sre_actors::kubernetes::client::MIN_BODY_TIMEOUT,
+        "{err}"
+    );
+    assert!(err.to_string().contains("body not read within"), "{err}");
+    tokio::task::yield_now().await;
+    let c = r.circuit();
+    assert_eq!((c.window_calls, c.window_failures), (1, 1), "{c:?}");
+    let m = r.metrics();
+    assert!(
+        m.contains(r#"sre_upstream_requests_total{provider="k8s:prod",outcome="body_timeout"} 1"#),
+        "{m}"
+    );
+    assert!(!m.contains(r#"outcome="success""#), "counted once: {m}");
+    r.root.stop_and_wait(None, None).await.unwrap();
+}

@@ -9,10 +9,13 @@
 //! - it carries an `x-correlation-id` (the caller's, or a fresh one per logical request, the
 //!   same on every retry) and runs in an `upstream_call` span with `provider` and
 //!   `correlation_id`, like the shared client's calls;
-//! - the response headers must arrive within the upstream timeout;
+//! - the response headers must arrive within the upstream timeout, and every body but a
+//!   stream's (watch, followed logs) within [`MAX_BODY_BYTES`] and [`body_limit`]'s deadline,
+//!   or kube-rs's read of it fails with a [`BodyError`](crate::providers::BodyError);
 //! - the outcome is classified by [`crate::providers::outcome::classify`], counted in
 //!   `sre_upstream_requests_total` / `sre_upstream_request_duration_seconds`, and recorded in
-//!   the circuit: throttling (429) never counts against it;
+//!   the circuit once the body is read (a body too large or too slow counts as a failure):
+//!   throttling (429) never counts against it;
 //! - idempotent reads (GET, but not watch or `follow` streams) are retried on the retryable
 //!   outcomes with the shared [`RetrySchedule`] (backoff, `Retry-After` up to
 //!   `max_retry_after`, at most `max_attempts`); watches and writes are sent once. kube's own
@@ -31,9 +34,24 @@ use sre_config::{ClusterConfig, SecretStore};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::providers::body::{BodyLimit, BoundedBody, Settle};
 use crate::providers::outcome::{classify, Outcome};
 use crate::providers::retry::{GiveUp, RetrySchedule};
 use crate::providers::{CallPolicy, CircuitHandle, ProviderMetrics, CORRELATION_HEADER};
+
+/// The largest Kubernetes response body read (a list of 5,000 large objects fits).
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+/// The least time a Kubernetes response body is given (the upstream timeout when longer).
+pub const MIN_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The bounds of a Kubernetes response body under `policy`: [`MAX_BODY_BYTES`], within the
+/// upstream timeout but at least [`MIN_BODY_TIMEOUT`].
+pub fn body_limit(policy: &CallPolicy) -> BodyLimit {
+    BodyLimit {
+        max_bytes: MAX_BODY_BYTES,
+        timeout: policy.timeout.max(MIN_BODY_TIMEOUT),
+    }
+}
 
 /// Why a cluster's client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -162,11 +180,11 @@ where
     S: tower::Service<Request<Body>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
-    B: Send + 'static,
+    B: http_body::Body + Unpin + Send + 'static,
 {
-    type Response = Response<B>;
+    type Response = Response<BoundedBody<B>>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<B>, BoxError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         // The inner service's readiness is awaited per attempt, under its lock.
@@ -190,17 +208,21 @@ where
     }
 }
 
-/// Whether a request may be sent again: a GET that is not a stream (watch, followed logs).
-pub fn is_idempotent_read(method: &Method, uri: &Uri) -> bool {
-    let streams = uri.query().is_some_and(|q| {
+/// Whether a request asks for a stream (a watch, followed logs): its body is not bounded.
+pub fn is_stream(uri: &Uri) -> bool {
+    uri.query().is_some_and(|q| {
         q.split('&').any(|pair| {
             matches!(
                 pair.split_once('='),
                 Some(("watch" | "follow", "true" | "1"))
             )
         })
-    });
-    method == Method::GET && !streams
+    })
+}
+
+/// Whether a request may be sent again: a GET that is not a stream.
+pub fn is_idempotent_read(method: &Method, uri: &Uri) -> bool {
+    method == Method::GET && !is_stream(uri)
 }
 
 /// One logical request: its attempts, each behind a permit, classified and counted.
@@ -209,11 +231,12 @@ async fn guarded<S, B>(
     guard: Guard,
     req: Request<Body>,
     correlation_id: String,
-) -> Result<Response<B>, BoxError>
+) -> Result<Response<BoundedBody<B>>, BoxError>
 where
     S: tower::Service<Request<Body>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
+    B: http_body::Body,
 {
     let provider = guard.circuit.name().to_owned();
     let (mut parts, body) = req.into_parts();
@@ -221,6 +244,7 @@ where
         parts.headers.insert(CORRELATION_HEADER, v);
     }
     // Only a read whose body can be replayed (a GET's is empty) is ever sent twice.
+    let stream = is_stream(&parts.uri);
     let replay = if is_idempotent_read(&parts.method, &parts.uri) {
         body.try_clone()
     } else {
@@ -269,31 +293,51 @@ where
                 (c.outcome, c.retry_after, Ok(resp))
             }
         };
-        guard.metrics.count(&provider, outcome);
-        permit.record(!outcome.counts_against_circuit());
-        if replay.is_none() || !outcome.retryable() {
-            return result;
-        }
-        let delay = match schedule.next_delay(retry_after) {
-            Ok(d) => d,
-            Err(GiveUp::Exhausted) => return result,
-            Err(GiveUp::WaitTooLong(wait)) => {
-                tracing::warn!(
+        let delay = if replay.is_some() && outcome.retryable() {
+            match schedule.next_delay(retry_after) {
+                Ok(d) => Some(d),
+                Err(GiveUp::Exhausted) => None,
+                Err(GiveUp::WaitTooLong(wait)) => {
+                    tracing::warn!(
+                        attempt,
+                        wait_s = wait.as_secs(),
+                        "API server asks for a longer wait than allowed"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let resp = match (delay, result) {
+            (None, Ok(resp)) => resp,
+            (delay, result) => {
+                guard.metrics.count(&provider, outcome);
+                permit.record(!outcome.counts_against_circuit());
+                let Some(delay) = delay else {
+                    return result.map(|r| r.map(BoundedBody::unlimited));
+                };
+                tracing::info!(
                     attempt,
-                    wait_s = wait.as_secs(),
-                    "API server asks for a longer wait than allowed"
+                    outcome = outcome.label(),
+                    delay_ms = delay.as_millis() as u64,
+                    "retrying a read"
                 );
-                return result;
+                drop(result);
+                tokio::time::sleep(delay).await;
+                continue;
             }
         };
-        tracing::info!(
-            attempt,
-            outcome = outcome.label(),
-            delay_ms = delay.as_millis() as u64,
-            "retrying a read"
-        );
-        drop(result);
-        tokio::time::sleep(delay).await;
+        if stream {
+            // A watch's body lasts as long as the watch: its headers are its outcome.
+            guard.metrics.count(&provider, outcome);
+            permit.record(!outcome.counts_against_circuit());
+            return Ok(resp.map(BoundedBody::unlimited));
+        }
+        // Counted and recorded once kube-rs has read the body (or failed to).
+        let settle = Settle::new(permit, guard.metrics.clone(), provider, outcome);
+        let limit = body_limit(&guard.policy);
+        return Ok(resp.map(|b| BoundedBody::new(b, limit, Some(settle))));
     }
 }
 
