@@ -558,3 +558,39 @@ async fn a_kubernetes_body_that_stalls_fails_the_read_and_counts_against_the_cir
     assert!(!m.contains(r#"outcome="success""#), "counted once: {m}");
     r.root.stop_and_wait(None, None).await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_kubernetes_trial_gives_its_slot_back() {
+    let (r, client) = kube_rig(BreakerConfig {
+        half_open_trials: 1,
+        ..breaker()
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client, "web");
+    // Writes are sent once: four failed ones open the circuit.
+    r.fake.set(Reply::status(500));
+    let pod: Pod = serde_json::from_value(pod_json()).unwrap();
+    for _ in 0..4 {
+        assert!(pods.create(&PostParams::default(), &pod).await.is_err());
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(r.state(), CircuitState::Open);
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    assert_eq!(r.state(), CircuitState::HalfOpen);
+
+    // The only trial hangs and is dropped (its watcher killed, its caller gone).
+    r.fake.set(Reply::Stall);
+    let trial = {
+        let pods = pods.clone();
+        tokio::spawn(async move { pods.get("api-1").await })
+    };
+    r.fake.wait_for_requests(5).await;
+    trial.abort();
+    assert!(trial.await.unwrap_err().is_cancelled());
+
+    r.fake.set(Reply::json(pod_json()));
+    pods.get("api-1").await.unwrap();
+    tokio::task::yield_now().await;
+    assert_eq!(r.state(), CircuitState::Closed);
+    r.root.stop_and_wait(None, None).await.unwrap();
+}
