@@ -9,9 +9,11 @@
 //!   [`UpstreamClient`](providers::UpstreamClient) (timeout, bounded body reads, retry with
 //!   backoff and jitter, `Retry-After`, correlation ids, the circuit's verdict), and the one
 //!   outcome classification the Kubernetes client shares.
+//! - [`trace`]: W3C trace context from requests into spans and from spans into intents.
 
 pub mod argocd;
 pub mod emit;
 pub mod ingest;
 pub mod kubernetes;
 pub mod providers;
+pub mod trace;

@@ -10,11 +10,15 @@ use ractor::{Actor, ActorRef};
 use sre_actors::argocd::metrics::ArgoMetrics;
 use sre_actors::argocd::poller::{EnvPoller, PollerArgs, MAX_LIST_BYTES};
 use sre_actors::emit::Emitter;
+use sre_actors::ingest::claim::Delivery;
+use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, DedupSource, Window};
+use sre_actors::ingest::metrics::IngestMetrics;
 use sre_actors::providers::{BreakerConfig, CircuitState, ProviderMetrics, Providers};
 use sre_config::{ArgoEnvironment, RetryConfig, SecretStore, Upstream};
 use sre_intents::IntentRecord;
 use sre_supervision::{
-    ChildSpec, Observer, Readiness, RestartPolicy, Supervisor, SupervisorMsg, SupervisorSpec,
+    ActorSlot, ChildSpec, ChildState, Observer, Readiness, RestartPolicy, Supervisor,
+    SupervisorMsg, SupervisorSpec,
 };
 use sre_test_support::argocd::{app, FakeArgoCd, Mode};
 use tokio::sync::mpsc;
@@ -67,6 +71,27 @@ async fn rig(envs: &[(&str, &FakeArgoCd)]) -> Rig {
     let metrics = ArgoMetrics::new(&mut registry);
     let observer = Observer::default();
     let (tx, rx) = mpsc::unbounded_channel();
+    // The shared dedup actor, as the program runs it beside the pollers.
+    let dedup_slot: ActorSlot<DedupMsg> = ActorSlot::default();
+    let dedup_args = {
+        let slot = dedup_slot.clone();
+        let shared = std::sync::Arc::new(Window::default());
+        let metrics = IngestMetrics::new(&mut registry);
+        move || {
+            (
+                Dedup,
+                DedupArgs {
+                    window: Duration::from_secs(300),
+                    max_entries: 100_000,
+                    claim_lease: Duration::from_secs(60),
+                    shared: shared.clone(),
+                    slot: slot.clone(),
+                    rebuild: std::sync::Arc::new(|_| Ok(Vec::new())),
+                    metrics: metrics.clone(),
+                },
+            )
+        }
+    };
     let policy = RestartPolicy {
         backoff_min: Duration::from_secs(1),
         backoff_max: Duration::from_secs(30),
@@ -93,7 +118,12 @@ async fn rig(envs: &[(&str, &FakeArgoCd)]) -> Rig {
             secrets: SecretStore::new(secrets.path()),
             topic: "sre.domain.intents.v1".into(),
             source: "sre-integration/argocd".into(),
-            emitter: Emitter::Channel(tx.clone()),
+            delivery: Delivery::new(
+                Some(dedup_slot.clone()),
+                DedupSource::Argocd,
+                Emitter::Channel(tx.clone()),
+                Duration::from_secs(30),
+            ),
             metrics: metrics.clone(),
             readiness: Readiness::default(),
         };
@@ -103,7 +133,11 @@ async fn rig(envs: &[(&str, &FakeArgoCd)]) -> Rig {
     }
     let root = SupervisorSpec::new("root", policy.clone(), observer.clone())
         .child(ChildSpec::supervisor(
-            providers.supervisor(policy, observer.clone()),
+            providers.supervisor(policy.clone(), observer.clone()),
+        ))
+        .child(ChildSpec::supervisor(
+            SupervisorSpec::new("ingest", policy, observer.clone())
+                .child(ChildSpec::actor("dedup", dedup_args)),
         ))
         .child(ChildSpec::supervisor(argocd));
     let (root, _) = Actor::spawn(None, Supervisor, root).await.unwrap();
@@ -200,6 +234,58 @@ async fn baseline_then_changes_only_and_a_fleet_every_poll() {
         (gone["reason"].as_str(), gone["current"]["health"].as_str()),
         (Some("deleted"), Some("Deleted"))
     );
+    r.root.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poller_restarted_within_the_window_re_sends_no_health_intent() {
+    let fake = FakeArgoCd::start(
+        TOKEN,
+        vec![
+            app("api", "dev", "Healthy", "Synced"),
+            app("web", "dev", "Healthy", "Synced"),
+        ],
+    )
+    .await;
+    let mut r = rig(&[("dev", &fake)]).await;
+    let batch = r.rx.recv().await.unwrap();
+    assert_eq!(
+        batch.len(),
+        3,
+        "the baseline: two applications and the fleet"
+    );
+
+    // Killed (as `POST /v1/supervision/restart` does): the restarted poller has no memory of
+    // what it saw, so its first poll is a baseline again, with the same keys.
+    let argocd: ActorRef<SupervisorMsg> =
+        ractor::call!(r.root, SupervisorMsg::Lookup, "argocd".to_string())
+            .unwrap()
+            .unwrap()
+            .into();
+    let poller = ractor::call!(argocd, SupervisorMsg::Lookup, "dev".to_string())
+        .unwrap()
+        .unwrap();
+    poller.kill();
+    r.observer
+        .wait_until(|c| {
+            c.iter()
+                .any(|s| s.name == "dev" && s.restarts == 1 && s.state == ChildState::Running)
+        })
+        .await;
+    let batch = r.rx.recv().await.unwrap();
+    assert_eq!(
+        kinds(&batch),
+        ["RecordFleetStateRequested"],
+        "the re-baseline repeated no health intent"
+    );
+    // What changes next is reported.
+    fake.set("web", "Degraded", "Synced");
+    let batch = r.rx.recv().await.unwrap();
+    assert_eq!(
+        kinds(&batch),
+        ["RecordHealthCheckRequested", "RecordFleetStateRequested"]
+    );
+    assert_eq!(value(&batch[0])["subject"]["name"], "web");
     r.root.stop_and_wait(None, None).await.unwrap();
 }
 

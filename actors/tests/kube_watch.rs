@@ -98,6 +98,8 @@ async fn rig(clusters: &[(&str, &FakeKube)], watch: WatchConfig) -> Rig {
                 Dedup,
                 DedupArgs {
                     window: Duration::from_secs(300),
+                    max_entries: 100_000,
+                    claim_lease: Duration::from_secs(60),
                     shared: shared.clone(),
                     slot: slot.clone(),
                     rebuild: std::sync::Arc::new(|_| Ok(Vec::new())),
