@@ -531,12 +531,12 @@ fn cluster_watchers(
     Some(watchers)
 }
 
-/// The circuit, timeout and metrics of cluster `name`'s requests (`k8s:<name>`).
+/// The circuit, timeout, retries and metrics of cluster `name`'s requests (`k8s:<name>`).
 fn k8s_guard(providers: &Providers, name: &str) -> Option<Guard> {
     let provider = format!("k8s:{name}");
     Some(Guard {
         circuit: providers.circuit(&provider)?.clone(),
-        timeout: providers.timeout(&provider)?,
+        policy: providers.policy(&provider)?,
         metrics: providers.metrics().clone(),
     })
 }

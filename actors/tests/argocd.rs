@@ -1,13 +1,14 @@
 //! The ArgoCD pollers against a fake ArgoCD server, on paused tokio time: baseline, changes,
 //! quiet polls, deletions; a failing environment backs off and fails alone while the others
-//! keep their cadence; a rejected token is reported without a hot loop.
+//! keep their cadence; a rejected token is reported without a hot loop; an oversized or
+//! stalling list fails the poll instead of filling memory or hanging the poller.
 
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use ractor::{Actor, ActorRef};
 use sre_actors::argocd::metrics::ArgoMetrics;
-use sre_actors::argocd::poller::{EnvPoller, PollerArgs};
+use sre_actors::argocd::poller::{EnvPoller, PollerArgs, MAX_LIST_BYTES};
 use sre_actors::emit::Emitter;
 use sre_actors::ingest::claim::Delivery;
 use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, DedupSource, Window};
@@ -451,5 +452,55 @@ async fn an_environment_that_keeps_failing_is_handed_to_its_supervisor() {
         "{} requests in 20 minutes",
         fake.requests()
     );
+    r.root.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_oversized_list_fails_the_poll_within_the_cap() {
+    let fake = FakeArgoCd::start(TOKEN, vec![app("api", "dev", "Healthy", "Synced")]).await;
+    // Streamed without a Content-Length: only reading finds it too large.
+    fake.mode(Mode::Oversized(MAX_LIST_BYTES));
+    let mut r = rig(&[("dev", &fake)]).await;
+    tokio::time::sleep(Duration::from_secs(15 * 60)).await;
+    let s = r.observer.child("argocd", "dev").unwrap();
+    assert!(s.restarts >= 1, "{s:?}");
+    assert!(
+        s.last_error
+            .as_deref()
+            .unwrap()
+            .contains(&format!("response body larger than {MAX_LIST_BYTES} bytes")),
+        "{s:?}"
+    );
+    assert!(r.rx.try_recv().is_err(), "no fleet from a cut list");
+    // Once the list fits, polls succeed again.
+    fake.mode(Mode::Normal);
+    let batch = tokio::time::timeout(Duration::from_secs(30 * 60), r.rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kinds(&batch).last(), Some(&"RecordFleetStateRequested"));
+    r.root.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_list_that_stalls_mid_body_fails_the_poll_and_never_hangs_the_poller() {
+    let fake = FakeArgoCd::start(TOKEN, vec![app("api", "dev", "Healthy", "Synced")]).await;
+    fake.mode(Mode::StallBody);
+    let r = rig(&[("dev", &fake)]).await;
+    tokio::time::sleep(Duration::from_secs(15 * 60)).await;
+    let s = r.observer.child("argocd", "dev").unwrap();
+    assert!(s.restarts >= 1, "{s:?}");
+    assert!(
+        s.last_error
+            .as_deref()
+            .unwrap()
+            .contains("polls in a row failed"),
+        "{s:?}"
+    );
+    // The stalled reads counted against the circuit, which opened.
+    let c = r.providers.board().get("argocd:dev").unwrap();
+    assert!(c.transitions >= 1, "{c:?}");
+    // Every poll ended and the next one came.
+    assert!(fake.requests() >= 3, "{} requests", fake.requests());
     r.root.stop_and_wait(None, None).await.unwrap();
 }

@@ -125,7 +125,7 @@ async fn rig(clusters: &[(&str, &FakeKube)], watch: WatchConfig) -> Rig {
             secrets: SecretStore::new(dir.path()),
             guard: Guard {
                 circuit: providers.circuit(&provider).unwrap().clone(),
-                timeout: Duration::from_secs(5),
+                policy: providers.policy(&provider).unwrap(),
                 metrics: providers.metrics().clone(),
             },
             context: Context {

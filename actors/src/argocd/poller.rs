@@ -40,6 +40,10 @@ use crate::providers::UpstreamClient;
 pub const MAX_FAILURES: u32 = 5;
 /// Bodies larger than this are parsed on a blocking thread.
 const INLINE_PARSE_BYTES: usize = 256 * 1024;
+/// The largest applications list read (about 28,000 applications of ArgoCD's usual size); a
+/// larger one fails the poll with `body larger than …`, and reading it must end within the
+/// upstream timeout.
+pub const MAX_LIST_BYTES: usize = 16 << 20;
 
 /// The actor.
 pub struct EnvPoller;
@@ -243,9 +247,10 @@ async fn fetch(state: &mut PollerState) -> Result<BTreeMap<String, AppState>, Po
             .join("api/v1/applications")
             .map_err(|e| PollError::Failed(e.to_string()))?;
         let (env, token) = (&state.args.env, state.token.clone());
+        let limit = state.client.body_limit().with_max_bytes(MAX_LIST_BYTES);
         let resp = state
             .client
-            .send(None, |http| {
+            .send_limited(None, limit, |http| {
                 let mut req = http.get(url.clone());
                 for p in &env.projects {
                     req = req.query(&[("projects", p)]);
@@ -276,10 +281,7 @@ async fn fetch(state: &mut PollerState) -> Result<BTreeMap<String, AppState>, Po
         if !status.is_success() {
             return Err(PollError::Failed(format!("HTTP {status}")));
         }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| PollError::Failed(e.to_string()))?;
+        let body = resp.into_body();
         let parsed = if body.len() > INLINE_PARSE_BYTES {
             tokio::task::spawn_blocking(move || parse(&body))
                 .await
