@@ -5,6 +5,7 @@
 //! - [`emit`]: where actors hand their intents (the publisher, or a channel).
 //! - [`ingest`]: the AlertManager webhook, the `Dedup`, `AlertRouter` and `IntentPublisher`
 //!   actors.
+//! - [`observability`]: query clients for the observability stack (Prometheus).
 //! - [`providers`]: one `ProviderCircuit` actor per upstream and the outbound
 //!   [`UpstreamClient`](providers::UpstreamClient) (timeout, bounded body reads, retry with
 //!   backoff and jitter, `Retry-After`, correlation ids, the circuit's verdict), and the one
@@ -15,5 +16,6 @@ pub mod argocd;
 pub mod emit;
 pub mod ingest;
 pub mod kubernetes;
+pub mod observability;
 pub mod providers;
 pub mod trace;
