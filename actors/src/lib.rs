@@ -8,9 +8,11 @@
 //! - [`providers`]: one `ProviderCircuit` actor per upstream and the outbound
 //!   [`UpstreamClient`](providers::UpstreamClient) (timeout, retry with backoff and jitter,
 //!   `Retry-After`, correlation ids, the circuit's verdict).
+//! - [`timer`]: an actor's self-scheduled message (`send_after`), cancelled with its state.
 
 pub mod argocd;
 pub mod emit;
 pub mod ingest;
 pub mod kubernetes;
 pub mod providers;
+pub mod timer;

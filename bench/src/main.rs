@@ -795,7 +795,7 @@ fn k8s_pod_event(i: usize, rv: u64, crashing: bool) -> Vec<u8> {
 fn k8s_translate(pods: usize, events: usize) -> String {
     use sre_actors::kubernetes::observe::{NamespaceFilter, Observation};
     use sre_actors::kubernetes::records::{self, Context};
-    use sre_actors::kubernetes::tracker::Tracker;
+    use sre_actors::kubernetes::tracker::{ObjectKind, Tracker};
     // Every 20th event flips its pod between healthy and crash looping.
     let lines: Vec<Vec<u8>> = (0..events)
         .map(|e| {
@@ -815,7 +815,7 @@ fn k8s_translate(pods: usize, events: usize) -> String {
     let mut rates = Vec::new();
     let mut records_built = 0usize;
     for _ in 0..3 {
-        let mut tracker = Tracker::new("Pod");
+        let mut tracker = Tracker::new(ObjectKind::Pod);
         records_built = 0;
         let started = Instant::now();
         for chunk in lines.chunks(512) {

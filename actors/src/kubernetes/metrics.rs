@@ -19,6 +19,78 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+/// What a watch stream saw (`event` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WatchEvent {
+    /// An object in a full list.
+    Listed,
+    /// An object added or modified.
+    Applied,
+    /// An object deleted.
+    Deleted,
+    /// The stream failed.
+    Error,
+}
+
+impl WatchEvent {
+    /// Its label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchEvent::Listed => "listed",
+            WatchEvent::Applied => "applied",
+            WatchEvent::Deleted => "deleted",
+            WatchEvent::Error => "error",
+        }
+    }
+}
+
+/// Why a stream lists again (`reason` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RelistReason {
+    /// The first list of the first generation.
+    Initial,
+    /// The first list of a later generation (the periodic poll).
+    Reconcile,
+    /// After a 410 Gone.
+    Expired,
+    /// After another failure.
+    Error,
+}
+
+impl RelistReason {
+    /// Its label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelistReason::Initial => "initial",
+            RelistReason::Reconcile => "reconcile",
+            RelistReason::Expired => "expired",
+            RelistReason::Error => "error",
+        }
+    }
+}
+
+/// What became of a Warning event (`decision` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WarningDecision {
+    /// Published.
+    Published,
+    /// Already published.
+    Duplicate,
+    /// Older than `event_max_age`.
+    TooOld,
+}
+
+impl WarningDecision {
+    /// Its label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarningDecision::Published => "published",
+            WarningDecision::Duplicate => "duplicate",
+            WarningDecision::TooOld => "too_old",
+        }
+    }
+}
+
 /// `{cluster,resource,event}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
