@@ -37,11 +37,13 @@ use sre_config::{ClusterConfig, SecretStore, WatchConfig};
 use sre_supervision::{ActorSlot, Readiness};
 
 use super::client::{connect, Guard};
-use super::metrics::{KubeMetrics, RelistLabels, RelistReason, ResourceLabels, WarningDecision};
-use super::observe::{NamespaceFilter, WarningEvent};
-use super::outbox::{count_warning, flush};
+use super::metrics::{
+    ClusterLabel, KubeMetrics, RelistLabels, RelistReason, ResourceLabels, WarningDecision,
+};
+use super::observe::NamespaceFilter;
+use super::outbox::{count_warning, flush, report_owed, Owed, OwedWarnings, MAX_OWED_WARNINGS};
+use super::pump::{Credit, Credits, Pump, Pumps};
 pub use super::pump::{Item, Resource, StreamId};
-use super::pump::{Pump, Pumps};
 use super::records::Context;
 use super::tracker::{EventLog, ObjectKind, ServiceJoin, Tracker};
 use crate::emit::Emitter;
@@ -89,6 +91,8 @@ pub enum ClusterMsg {
         generation: u64,
         /// What it saw.
         items: Vec<Item>,
+        /// Held until the items are applied (bounds what the mailbox holds).
+        credit: Credit,
     },
     /// A stream failed (kube retries it after its backoff).
     Failed {
@@ -121,12 +125,14 @@ pub struct WatcherState {
     filter: NamespaceFilter,
     streams: HashMap<StreamId, StreamState>,
     tasks: Pumps,
+    /// What bounds the items queued in the mailbox (shared by every stream).
+    credits: Credits,
     generation: u64,
     pub(super) pods: Tracker,
     pub(super) deployments: Tracker,
     pub(super) services: ServiceJoin,
     pub(super) events: EventLog,
-    pub(super) warnings: Vec<WarningEvent>,
+    pub(super) warnings: OwedWarnings,
     pub(super) retry_backoff: Option<Duration>,
     /// The pending `Retry` (one at a time).
     pub(super) retry: Timer<ClusterMsg>,
@@ -154,18 +160,27 @@ impl Actor for ClusterWatcher {
                 return Err(format!("k8s:{name}: {why}").into());
             }
         };
+        let queued = args
+            .metrics
+            .queued
+            .get_or_create(&ClusterLabel {
+                cluster: name.clone(),
+            })
+            .clone();
+        let credits = Credits::new(queued);
         Ok(WatcherState {
             filter: NamespaceFilter::new(&args.watch.namespaces),
             args,
             client,
             streams: HashMap::new(),
             tasks: Pumps::default(),
+            credits,
             generation: 0,
             pods: Tracker::new(ObjectKind::Pod),
             deployments: Tracker::new(ObjectKind::Deployment),
             services: ServiceJoin::default(),
             events: EventLog::default(),
-            warnings: Vec::new(),
+            warnings: OwedWarnings::new(MAX_OWED_WARNINGS),
             retry_backoff: None,
             retry: Timer::default(),
             reconcile: Timer::default(),
@@ -203,9 +218,17 @@ impl Actor for ClusterWatcher {
                 stream,
                 generation,
                 items,
+                credit,
             } if generation == state.generation => {
                 on_items(state, &stream, items);
-                flush(&myself, state).await;
+                // The items are applied: the stream may hand over more.
+                drop(credit);
+                report_owed(state);
+                // While a retry is scheduled the sink is known to be failing: the retry emits
+                // (newest state per object), not every batch that arrives meanwhile.
+                if !state.retry.is_pending() {
+                    flush(&myself, state).await;
+                }
                 Ok(())
             }
             ClusterMsg::Failed {
@@ -267,6 +290,7 @@ fn start_streams(myself: &ActorRef<ClusterMsg>, state: &mut WatcherState) {
                 me: myself.clone(),
                 generation: state.generation,
                 filter: state.filter.clone(),
+                credits: state.credits.clone(),
                 metrics: state.args.metrics.clone(),
                 cluster: state.args.cluster.name.clone(),
                 max_age: state.args.watch.event_max_age.as_secs() as i64,
@@ -346,8 +370,14 @@ fn on_items(state: &mut WatcherState, stream: &StreamId, items: Vec<Item>) {
             Item::Warning(w) => {
                 synced = true;
                 if state.events.is_new(&w) {
-                    state.warnings.retain(|o| o.uid != w.uid);
-                    state.warnings.push(w);
+                    match state.warnings.push(w) {
+                        Owed::New => {}
+                        Owed::Coalesced => count_warning(state, WarningDecision::Coalesced),
+                        Owed::DroppedOldest(old) => {
+                            count_warning(state, WarningDecision::Dropped);
+                            tracing::warn!(cluster = %cluster, event = %old.uid, count = old.count, cap = MAX_OWED_WARNINGS, "too many Warning events owed; dropped the oldest");
+                        }
+                    }
                 } else {
                     count_warning(state, WarningDecision::Duplicate);
                 }

@@ -6,22 +6,168 @@
 //! `k8sevent:<cluster>:<uid>:<count>`), so a restarted watcher's baseline within the window
 //! repeats nothing. Trackers advance (settle) only once the intents are accepted; a failed
 //! emit is retried with backoff (one retry scheduled at a time).
+//!
+//! **Bounded backlog.** While the sink is down nothing here grows with the number of updates,
+//! only with the number of objects:
+//! - health transitions are owed per object in the trackers (a newer state replaces the owed
+//!   one: newest state wins; `sre_k8s_owed_transitions`,
+//!   `sre_k8s_health_transitions_coalesced_total`);
+//! - Warning events are owed per event uid in [`OwedWarnings`] (the highest count wins), with
+//!   a hard cap of [`MAX_OWED_WARNINGS`] distinct events past which the oldest is dropped and
+//!   counted (`sre_k8s_owed_warning_events`, `sre_k8s_warning_events_total{decision}`);
+//! - while a retry is scheduled, new batches update what is owed but do not try to emit (the
+//!   retry does), so an outage costs one attempt per backoff step, not one per batch;
+//! - the watch streams wait for the watcher (`pump`'s credits) instead of queueing without
+//!   bound in its mailbox.
+//!
+//! Why coalesce Warning events rather than back-pressure their stream: a held Events watch
+//! keeps nothing either — the API server expires it (410), the relist returns only the events
+//! their TTL has not deleted yet, and of those the watcher drops the ones older than
+//! `event_max_age`. Coalescing keeps the newest occurrence of every event at a cost bounded by
+//! the number of distinct events, and the cap turns an event storm into counted drops of the
+//! oldest rather than unbounded memory.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use ractor::ActorRef;
 use sre_intents::IntentRecord;
 
 use super::cluster::{ClusterMsg, WatcherState};
-use super::metrics::{TransitionLabels, WarningDecision, WarningLabels};
+use super::metrics::{ClusterLabel, KindLabels, TransitionLabels, WarningDecision, WarningLabels};
 use super::observe::WarningEvent;
 use super::records;
-use super::tracker::{ObjectKind, Transition};
+use super::tracker::{ObjectKind, Tracker, Transition};
 use crate::ingest::dedup::{key_hash, Claim, DedupMsg, DedupSource};
 
 /// Most intents emitted in one go.
 pub const EMIT_BATCH: usize = 1000;
+/// Most distinct Warning events owed per cluster; past it the oldest is dropped (counted).
+pub const MAX_OWED_WARNINGS: usize = 10_000;
+
+/// What [`OwedWarnings::push`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Owed {
+    /// A new event is owed.
+    New,
+    /// The event was owed already: the higher count is kept.
+    Coalesced,
+    /// A new event is owed and the oldest owed one was dropped to stay within the cap.
+    DroppedOldest(Box<WarningEvent>),
+}
+
+/// The Warning events owed downstream, one per event uid (the highest count wins), oldest
+/// first, at most `cap` of them.
+#[derive(Debug)]
+pub struct OwedWarnings {
+    by_uid: HashMap<String, (u64, WarningEvent)>,
+    order: BTreeMap<u64, String>,
+    next: u64,
+    cap: usize,
+}
+
+impl OwedWarnings {
+    /// None owed; at most `cap` (at least 1) at a time.
+    pub fn new(cap: usize) -> Self {
+        OwedWarnings {
+            by_uid: HashMap::new(),
+            order: BTreeMap::new(),
+            next: 0,
+            cap: cap.max(1),
+        }
+    }
+
+    /// Events owed.
+    pub fn len(&self) -> usize {
+        self.by_uid.len()
+    }
+
+    /// Whether none are owed.
+    pub fn is_empty(&self) -> bool {
+        self.by_uid.is_empty()
+    }
+
+    /// Owes `w`: replaces a lower count of the same event, keeping its place in line.
+    pub fn push(&mut self, w: WarningEvent) -> Owed {
+        if let Some((_, owed)) = self.by_uid.get_mut(&w.uid) {
+            if w.count >= owed.count {
+                *owed = w;
+            }
+            return Owed::Coalesced;
+        }
+        let seq = self.next;
+        self.next += 1;
+        self.order.insert(seq, w.uid.clone());
+        self.by_uid.insert(w.uid.clone(), (seq, w));
+        if self.by_uid.len() > self.cap {
+            if let Some((_, uid)) = self.order.pop_first() {
+                if let Some((_, oldest)) = self.by_uid.remove(&uid) {
+                    return Owed::DroppedOldest(Box::new(oldest));
+                }
+            }
+        }
+        Owed::New
+    }
+
+    /// The `limit` oldest owed events.
+    pub fn oldest(&self, limit: usize) -> Vec<WarningEvent> {
+        self.order
+            .values()
+            .take(limit)
+            .filter_map(|uid| self.by_uid.get(uid).map(|(_, w)| w.clone()))
+            .collect()
+    }
+
+    /// These were published (or found published): forgets them, unless a higher count of
+    /// the same event arrived meanwhile (that one stays owed).
+    pub fn done(&mut self, done: &[WarningEvent]) {
+        for d in done {
+            let Some((seq, w)) = self.by_uid.get(&d.uid) else {
+                continue;
+            };
+            if w.count <= d.count {
+                let seq = *seq;
+                self.by_uid.remove(&d.uid);
+                self.order.remove(&seq);
+            }
+        }
+    }
+}
+
+/// Sets the owed gauges, and counts the transitions the trackers coalesced.
+pub(super) fn report_owed(state: &mut WatcherState) {
+    let cluster = state.args.cluster.name.clone();
+    let metrics = &state.args.metrics;
+    for t in [
+        &mut state.pods,
+        &mut state.deployments,
+        &mut state.services.tracker,
+    ] {
+        count_coalesced(metrics, &cluster, t);
+    }
+    let label = ClusterLabel { cluster };
+    metrics
+        .owed_transitions
+        .get_or_create(&label)
+        .set(owed_transitions(state) as i64);
+    metrics
+        .owed_warnings
+        .get_or_create(&label)
+        .set(state.warnings.len() as i64);
+}
+
+fn count_coalesced(metrics: &super::metrics::KubeMetrics, cluster: &str, t: &mut Tracker) {
+    let n = t.take_coalesced();
+    if n > 0 {
+        metrics
+            .coalesced
+            .get_or_create(&KindLabels {
+                cluster: cluster.to_owned(),
+                kind: t.kind().as_str(),
+            })
+            .inc_by(n);
+    }
+}
 
 pub(super) fn count_warning(state: &WatcherState, decision: WarningDecision) {
     state
@@ -38,7 +184,9 @@ pub(super) fn count_warning(state: &WatcherState, decision: WarningDecision) {
 /// Emits what is owed; on failure schedules a retry with backoff.
 pub(super) async fn flush(myself: &ActorRef<ClusterMsg>, state: &mut WatcherState) {
     loop {
-        match emit_some(state).await {
+        let result = emit_some(state).await;
+        report_owed(state);
+        match result {
             Ok(true) => continue,
             Ok(false) => {
                 state.retry_backoff = None;
@@ -69,7 +217,9 @@ async fn emit_some(state: &mut WatcherState) -> Result<bool, String> {
     for t in [&state.pods, &state.deployments, &state.services.tracker] {
         transitions.extend(t.pending(EMIT_BATCH - transitions.len()));
     }
-    let warnings = state.warnings.clone();
+    let warnings = state
+        .warnings
+        .oldest(EMIT_BATCH.saturating_sub(transitions.len()));
     if transitions.is_empty() && warnings.is_empty() {
         return Ok(false);
     }
@@ -118,9 +268,9 @@ async fn emit_some(state: &mut WatcherState) -> Result<bool, String> {
         state.events.settle(w);
         count_warning(state, WarningDecision::Duplicate);
     }
-    drop_warnings(state, &known_w);
+    state.warnings.done(&known_w);
     if fresh_keys.is_empty() {
-        if !progress && (owed(state) || !state.warnings.is_empty()) {
+        if !progress && owed(state) {
             // Everything is being published by someone else whose publish failed: ask again.
             return Err("waiting for a concurrent publish of the same intents".into());
         }
@@ -168,13 +318,18 @@ async fn emit_some(state: &mut WatcherState) -> Result<bool, String> {
         state.events.settle(w);
         count_warning(state, WarningDecision::Published);
     }
-    drop_warnings(state, &fresh_w);
+    state.warnings.done(&fresh_w);
     Ok(owed(state))
 }
 
-/// Whether any transition is still owed.
+/// Whether any transition or Warning event is still owed.
 fn owed(state: &WatcherState) -> bool {
-    state.pods.dirty() + state.deployments.dirty() + state.services.tracker.dirty() > 0
+    owed_transitions(state) > 0 || !state.warnings.is_empty()
+}
+
+/// Health transitions owed.
+fn owed_transitions(state: &WatcherState) -> usize {
+    state.pods.dirty() + state.deployments.dirty() + state.services.tracker.dirty()
 }
 
 /// Marks transitions reported in their trackers.
@@ -188,17 +343,6 @@ fn settle_transitions(state: &mut WatcherState, transitions: Vec<Transition>) {
     state.pods.settle(&pods);
     state.deployments.settle(&deployments);
     state.services.tracker.settle(&services);
-}
-
-/// Forgets owed Warning events that are done (a newer count of the same event stays owed).
-fn drop_warnings(state: &mut WatcherState, done: &[WarningEvent]) {
-    if done.is_empty() {
-        return;
-    }
-    let done: HashMap<&str, u64> = done.iter().map(|w| (w.uid.as_str(), w.count)).collect();
-    state
-        .warnings
-        .retain(|o| done.get(o.uid.as_str()).is_none_or(|c| *c < o.count));
 }
 
 /// What the dedup actor said of a key.
@@ -237,4 +381,63 @@ async fn claim(state: &WatcherState, keys: Vec<u64>) -> Result<Vec<Verdict>, Str
         });
     }
     Ok(verdicts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owed_warnings_coalesce_by_uid_and_keep_the_highest_count() {
+        let mut owed = OwedWarnings::new(10);
+        assert_eq!(owed.push(WarningEvent::for_test("a", 1)), Owed::New);
+        assert_eq!(owed.push(WarningEvent::for_test("b", 1)), Owed::New);
+        for count in 2..100 {
+            assert_eq!(
+                owed.push(WarningEvent::for_test("a", count)),
+                Owed::Coalesced
+            );
+        }
+        // A stale, lower count (a relist racing a watch) does not win.
+        assert_eq!(owed.push(WarningEvent::for_test("a", 5)), Owed::Coalesced);
+        assert_eq!(owed.len(), 2, "one per event, however often it repeats");
+        let oldest = owed.oldest(10);
+        assert_eq!(
+            oldest
+                .iter()
+                .map(|w| (w.uid.as_str(), w.count))
+                .collect::<Vec<_>>(),
+            [("a", 99), ("b", 1)],
+            "in the order first owed, each at its newest count"
+        );
+        // Published at 99 while 100 arrived: the newer one stays owed.
+        owed.push(WarningEvent::for_test("a", 100));
+        owed.done(&oldest);
+        assert_eq!(owed.len(), 1);
+        assert_eq!(owed.oldest(10)[0].count, 100);
+        owed.done(&owed.oldest(10));
+        assert!(owed.is_empty());
+    }
+
+    #[test]
+    fn past_the_cap_the_oldest_owed_event_is_dropped() {
+        let mut owed = OwedWarnings::new(3);
+        for uid in ["a", "b", "c"] {
+            assert_eq!(owed.push(WarningEvent::for_test(uid, 1)), Owed::New);
+        }
+        // Coalescing never drops anything.
+        assert_eq!(owed.push(WarningEvent::for_test("a", 2)), Owed::Coalesced);
+        match owed.push(WarningEvent::for_test("d", 1)) {
+            Owed::DroppedOldest(w) => assert_eq!((w.uid.as_str(), w.count), ("a", 2)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(owed.len(), 3);
+        assert_eq!(
+            owed.oldest(10)
+                .iter()
+                .map(|w| w.uid.as_str())
+                .collect::<Vec<_>>(),
+            ["b", "c", "d"]
+        );
+    }
 }

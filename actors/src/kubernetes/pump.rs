@@ -2,9 +2,16 @@
 //! resource and namespace scope runs a kube-rs `watcher` (with kube's default backoff between
 //! retries), turns every event into a small [`Item`] (health assessed, Warning events
 //! extracted, out-of-scope namespaces and too-old events dropped) and hands them to the actor
-//! in batches ([`Pump::hand_over`]). A stream failure is reported as [`ClusterMsg::Failed`].
+//! in batches (`Pump::hand_over`). A stream failure is reported as [`ClusterMsg::Failed`].
+//!
+//! **Backpressure.** A batch travels with a [`Credit`], one of [`WATCH_CREDITS`] shared by the
+//! watcher's streams and given back when the actor has applied the batch (or dropped it, with
+//! its mailbox, when it stops). A stream that finds none waits, and stops reading its watch:
+//! the API server's connection carries the pressure, not the watcher's memory. At most
+//! `WATCH_CREDITS × BATCH` items are ever queued (`sre_k8s_watch_items_queued`).
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -13,9 +20,11 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::Api;
+use prometheus_client::metrics::gauge::Gauge;
 use ractor::ActorRef;
 use serde::de::DeserializeOwned;
 use sre_config::ResourceType;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::cluster::ClusterMsg;
 use super::health::ServiceShape;
@@ -24,7 +33,56 @@ use super::observe::{identity, NamespaceFilter, ObjectId, Observation, SliceInfo
 use super::view::{EventView, PodView};
 
 /// Most watch events handed over in one message.
-const BATCH: usize = 512;
+pub const BATCH: usize = 512;
+/// Batches queued for a watcher at most (all its streams together).
+pub const WATCH_CREDITS: usize = 8;
+
+/// The credits of one watcher's streams, and the gauge of items queued. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Credits {
+    semaphore: Arc<Semaphore>,
+    queued: Gauge,
+}
+
+impl Credits {
+    /// [`WATCH_CREDITS`] credits; `queued` counts the items they carry.
+    pub fn new(queued: Gauge) -> Self {
+        Credits {
+            semaphore: Arc::new(Semaphore::new(WATCH_CREDITS)),
+            queued,
+        }
+    }
+
+    /// Waits for a credit to hand over `items` items.
+    pub async fn acquire(&self, items: usize) -> Credit {
+        let permit = self
+            .semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the credits semaphore is never closed");
+        self.queued.inc_by(items as i64);
+        Credit {
+            _permit: permit,
+            items: items as i64,
+            queued: self.queued.clone(),
+        }
+    }
+}
+
+/// A batch's place in the mailbox: given back (and its items uncounted) when dropped.
+#[derive(Debug)]
+pub struct Credit {
+    _permit: OwnedSemaphorePermit,
+    items: i64,
+    queued: Gauge,
+}
+
+impl Drop for Credit {
+    fn drop(&mut self) {
+        self.queued.dec_by(self.items);
+    }
+}
 
 /// A watched resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -147,6 +205,8 @@ pub(super) struct Pump {
     pub(super) generation: u64,
     /// Which namespaces count.
     pub(super) filter: NamespaceFilter,
+    /// What bounds the batches queued.
+    pub(super) credits: Credits,
     /// Metrics.
     pub(super) metrics: KubeMetrics,
     /// Cluster name (metric label).
@@ -279,7 +339,9 @@ impl Pump {
                     Ok(event) => items.extend(self.convert(id.resource, event, &applied, &deleted)),
                     Err(e) => {
                         self.count(id.resource, WatchEvent::Error);
-                        if !items.is_empty() && !self.hand_over(&id, std::mem::take(&mut items)) {
+                        if !items.is_empty()
+                            && !self.hand_over(&id, std::mem::take(&mut items)).await
+                        {
                             return;
                         }
                         let failed = ClusterMsg::Failed {
@@ -294,18 +356,21 @@ impl Pump {
                     }
                 }
             }
-            if !items.is_empty() && !self.hand_over(&id, items) {
+            if !items.is_empty() && !self.hand_over(&id, items).await {
                 return;
             }
         }
     }
 
-    fn hand_over(&self, id: &StreamId, items: Vec<Item>) -> bool {
+    /// Hands `items` over once a credit is free; false when the actor is gone.
+    async fn hand_over(&self, id: &StreamId, items: Vec<Item>) -> bool {
+        let credit = self.credits.acquire(items.len()).await;
         self.me
             .cast(ClusterMsg::Watch {
                 stream: id.clone(),
                 generation: self.generation,
                 items,
+                credit,
             })
             .is_ok()
     }
@@ -319,5 +384,39 @@ fn status_code(e: &watcher::Error) -> Option<u16> {
         | watcher::Error::WatchStartFailed(kube::Error::Api(s))
         | watcher::Error::WatchFailed(kube::Error::Api(s)) => Some(s.code),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The streams wait when `WATCH_CREDITS` batches are queued, and go on as soon as the
+    /// actor has applied one; the gauge counts the items queued.
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_waits_when_the_watcher_is_behind() {
+        let queued = Gauge::default();
+        let credits = Credits::new(queued.clone());
+        let mut held = Vec::new();
+        for _ in 0..WATCH_CREDITS {
+            held.push(credits.acquire(BATCH).await);
+        }
+        assert_eq!(queued.get(), (WATCH_CREDITS * BATCH) as i64);
+        let more = tokio::time::timeout(Duration::from_secs(3600), credits.acquire(1)).await;
+        assert!(more.is_err(), "no credit is free: the stream waits");
+        drop(held.pop());
+        let next = tokio::time::timeout(Duration::from_secs(1), credits.acquire(3))
+            .await
+            .expect("a credit given back is taken at once");
+        assert_eq!(queued.get(), ((WATCH_CREDITS - 1) * BATCH + 3) as i64);
+        drop(next);
+        drop(held);
+        assert_eq!(
+            queued.get(),
+            0,
+            "every item uncounted when applied or dropped"
+        );
     }
 }

@@ -149,6 +149,8 @@ pub struct Tracker {
     synced: bool,
     /// Entries kept only until their deletion is reported.
     deleted: usize,
+    /// Owed transitions superseded since [`Tracker::take_coalesced`] was last called.
+    coalesced: u64,
 }
 
 impl Tracker {
@@ -161,6 +163,7 @@ impl Tracker {
             relisting: None,
             synced: false,
             deleted: 0,
+            coalesced: 0,
         }
     }
 
@@ -174,14 +177,25 @@ impl Tracker {
         self.len() == 0
     }
 
+    /// The kind tracked.
+    pub fn kind(&self) -> ObjectKind {
+        self.kind
+    }
+
     /// Whether a first full list has completed.
     pub fn synced(&self) -> bool {
         self.synced
     }
 
-    /// Transitions owed.
+    /// Transitions owed: at most one per object remembered, whatever happens meanwhile.
     pub fn dirty(&self) -> usize {
         self.dirty.len()
+    }
+
+    /// How many owed transitions were superseded by a newer state of the same object (or
+    /// cancelled by its deletion before anything was reported) since the last call.
+    pub fn take_coalesced(&mut self) -> u64 {
+        std::mem::take(&mut self.coalesced)
     }
 
     /// Records an object's current state.
@@ -229,6 +243,10 @@ impl Tracker {
             // Listed again (a stale DELETED): it exists after all.
             self.deleted -= 1;
         }
+        if entry.current.state != assessment.state && self.dirty.contains(&uid) {
+            // Newest state wins: the transition still owed is replaced, not queued behind.
+            self.coalesced += 1;
+        }
         entry.current = assessment;
         entry.resource_version = resource_version;
         let owed = entry
@@ -250,10 +268,15 @@ impl Tracker {
         if entry.reported.is_none() {
             // Never reported: nothing downstream to tell.
             self.entries.remove(uid);
-            self.dirty.remove(uid);
+            if self.dirty.remove(uid) {
+                self.coalesced += 1;
+            }
             return;
         }
         if entry.current.state != State::Deleted {
+            if self.dirty.contains(uid) {
+                self.coalesced += 1;
+            }
             self.deleted += 1;
             entry.current = Assessment::deleted();
             entry.episode = format!("rv{}", entry.resource_version);
@@ -649,6 +672,45 @@ mod tests {
         t.settle(&t.pending(10));
         t.observe(obs("b", State::Pending, "5"));
         assert_eq!(t.pending(10)[0].reason, TransitionReason::Created);
+    }
+
+    /// However often objects change while nothing is settled (the sink is down), at most one
+    /// transition per object is owed, and it carries the newest state.
+    #[test]
+    fn an_outage_owes_one_transition_per_object_with_the_newest_state() {
+        let mut t = Tracker::new(ObjectKind::Pod);
+        t.relist_start(None);
+        for i in 0..10 {
+            t.observe(obs(&format!("p{i}"), State::Healthy, "1"));
+        }
+        t.relist_done();
+        t.settle(&t.pending(100));
+        let states = [State::Failing, State::Degraded, State::Healthy];
+        for round in 0..1000usize {
+            for i in 0..10 {
+                let state = states[(round + i) % states.len()];
+                t.observe(obs(&format!("p{i}"), state, &(round + 2).to_string()));
+            }
+            assert!(t.dirty() <= 10, "{}", t.dirty());
+        }
+        // Newest: round 999 put p<i> in states[(999 + i) % 3]; Healthy ones owe nothing.
+        let p = t.pending(100);
+        let owed: Vec<usize> = (0..10)
+            .filter(|i| states[(999 + i) % 3] != State::Healthy)
+            .collect();
+        assert_eq!(p.len(), owed.len());
+        for tr in &p {
+            let i: usize = tr.uid[1..].parse().unwrap();
+            assert_eq!(tr.current.state, states[(999 + i) % 3], "{}", tr.uid);
+            assert_eq!(tr.previous.as_ref().unwrap().state, State::Healthy);
+        }
+        assert!(t.take_coalesced() > 0);
+        assert_eq!(t.take_coalesced(), 0, "taken");
+        // An object created and deleted while unreported leaves nothing owed.
+        t.observe(obs("q", State::Pending, "5000"));
+        t.delete("q");
+        assert_eq!(t.pending(100).len(), owed.len());
+        assert_eq!(t.take_coalesced(), 1);
     }
 
     #[test]
