@@ -5,7 +5,7 @@
 //! transition per object and one alert per event, and loses nothing.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -869,6 +869,8 @@ struct FlakySink;
 struct FlakyState {
     tx: mpsc::UnboundedSender<Vec<IntentRecord>>,
     down: Arc<AtomicBool>,
+    /// Publishes refused so far.
+    refused: Arc<AtomicUsize>,
 }
 
 impl Actor for FlakySink {
@@ -892,6 +894,7 @@ impl Actor for FlakySink {
     ) -> Result<(), ActorProcessingErr> {
         if let PublisherMsg::Publish(records, reply) = msg {
             if st.down.load(Ordering::SeqCst) {
+                st.refused.fetch_add(1, Ordering::SeqCst);
                 let _ = reply.send(Err(sre_sink::SinkError::Closed));
             } else {
                 let _ = st.tx.send(records);
@@ -938,12 +941,14 @@ async fn a_long_sink_outage_owes_the_newest_state_per_object_and_loses_nothing()
     }
     let (tx, rx) = mpsc::unbounded_channel();
     let down = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
     let (sink, _) = Actor::spawn(
         None,
         FlakySink,
         FlakyState {
             tx,
             down: down.clone(),
+            refused: refused.clone(),
         },
     )
     .await
@@ -1053,6 +1058,11 @@ async fn a_long_sink_outage_owes_the_newest_state_per_object_and_loses_nothing()
         ) > 0,
         "{m}"
     );
+
+    // One attempt per backoff step (1 s doubling to 60 s: ~15 in 10 minutes), not one per
+    // batch of watch items (hundreds: every round, every reconcile's relist).
+    let attempts = refused.load(Ordering::SeqCst);
+    assert!((5..=30).contains(&attempts), "{attempts} publish attempts");
 
     // The sink is back: exactly the newest state of each object and event, once.
     down.store(false, Ordering::SeqCst);

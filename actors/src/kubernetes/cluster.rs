@@ -220,15 +220,7 @@ impl Actor for ClusterWatcher {
                 items,
                 credit,
             } if generation == state.generation => {
-                on_items(state, &stream, items);
-                // The items are applied: the stream may hand over more.
-                drop(credit);
-                report_owed(state);
-                // While a retry is scheduled the sink is known to be failing: the retry emits
-                // (newest state per object), not every batch that arrives meanwhile.
-                if !state.retry.is_pending() {
-                    flush(&myself, state).await;
-                }
+                on_watch(&myself, state, &stream, items, credit).await;
                 Ok(())
             }
             ClusterMsg::Failed {
@@ -243,12 +235,36 @@ impl Actor for ClusterWatcher {
                 Ok(())
             }
             ClusterMsg::Retry => {
-                state.retry.fired();
-                flush(&myself, state).await;
+                on_retry(&myself, state).await;
                 Ok(())
             }
         }
     }
+}
+
+/// Applies a stream's items, then emits what is owed (unless a retry is already scheduled).
+async fn on_watch(
+    myself: &ActorRef<ClusterMsg>,
+    state: &mut WatcherState,
+    stream: &StreamId,
+    items: Vec<Item>,
+    credit: Credit,
+) {
+    on_items(state, stream, items);
+    // The items are applied: the stream may hand over more.
+    drop(credit);
+    report_owed(state);
+    // While a retry is scheduled the sink is known to be failing: the retry emits (the newest
+    // state per object), not every batch that arrives meanwhile.
+    if !state.retry.is_pending() {
+        flush(myself, state).await;
+    }
+}
+
+/// The retry is due: emits what is owed.
+async fn on_retry(myself: &ActorRef<ClusterMsg>, state: &mut WatcherState) {
+    state.retry.fired();
+    flush(myself, state).await;
 }
 
 /// Replaces the streams (their first list is a reconcile) and schedules the next time.
