@@ -16,13 +16,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use ractor::{Actor, ActorRef};
 use sre_actors::argocd::metrics::ArgoMetrics;
 use sre_actors::argocd::poller::{EnvPoller, PollerArgs};
 use sre_actors::emit::Emitter;
-use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, Rebuild, Window};
+use sre_actors::ingest::claim::Delivery;
+use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, DedupSource, Rebuild, Window};
 use sre_actors::ingest::metrics::IngestMetrics;
 use sre_actors::ingest::publisher::{IntentPublisher, PublisherArgs, PublisherMsg, SinkSpec};
 use sre_actors::ingest::router::{AlertRouter, RouterArgs};
@@ -33,7 +35,9 @@ use sre_actors::kubernetes::metrics::KubeMetrics;
 use sre_actors::kubernetes::read::ClusterReader;
 use sre_actors::kubernetes::records::Context;
 use sre_actors::providers::{ProviderMetrics, Providers, TlsOptions};
-use sre_config::{AlertmanagerConfig, Config, RestartConfig, SecretStore, SinkKind, WebhookAuth};
+use sre_config::{
+    AlertmanagerConfig, Config, Idempotency, RestartConfig, SecretStore, SinkKind, WebhookAuth,
+};
 use sre_sink::embedded::LogOptions;
 use sre_sink::kafka::KafkaOptions;
 use sre_supervision::{
@@ -42,8 +46,9 @@ use sre_supervision::{
 };
 use tokio::sync::watch;
 
+use crate::http::serve::{HttpMetrics, Limits};
 use crate::http::server::{HttpServer, HttpServerArgs};
-use crate::http::{ops_router, OpsState};
+use crate::http::{ops_router, OpsAccess, OpsState};
 
 /// Name of the root supervisor.
 pub const ROOT: &str = "root";
@@ -126,6 +131,7 @@ impl AppHandle {
         let ingest_metrics = IngestMetrics::new(&mut registry);
         let argo_metrics = ArgoMetrics::new(&mut registry);
         let kube_metrics = KubeMetrics::new(&mut registry);
+        let http_metrics = HttpMetrics::new(&mut registry);
         let readiness = Readiness::new(INGEST);
         report_missing_secrets(&config);
         for section in not_yet_served(&config) {
@@ -147,8 +153,10 @@ impl AppHandle {
                     (IntentPublisher, publisher.clone())
                 }));
         let mut webhook_routes = None;
-        let dedup = (config.alertmanager().is_some() || config.kubernetes().is_some())
-            .then(|| dedup_child(&config, &ingest_metrics, rebuild));
+        let dedup = (config.alertmanager().is_some()
+            || config.kubernetes().is_some()
+            || config.argocd().is_some())
+        .then(|| dedup_child(&config, &ingest_metrics, rebuild));
         if let Some((child, _, _)) = &dedup {
             ingest = ingest.child(child.clone());
         }
@@ -174,6 +182,9 @@ impl AppHandle {
             readiness: readiness.clone(),
             root: root_cell.clone(),
             allow_restart: config.server.allow_restart,
+            access: ops_access(&config),
+            root_name: ROOT,
+            circuits_supervisor: PROVIDERS,
         };
         let mut router = ops_router(ops);
         if let Some(routes) = webhook_routes {
@@ -185,6 +196,8 @@ impl AppHandle {
             router,
             bound: bound_tx,
             drain_timeout: config.server.drain_timeout,
+            limits: Limits::from(&config.server),
+            metrics: http_metrics,
         };
         let ingest = ingest.child(ChildSpec::actor("http", move || {
             (HttpServer, http_args.clone())
@@ -207,7 +220,12 @@ impl AppHandle {
             &providers,
             &argo_metrics,
             &readiness,
-            &publisher_slot,
+            Delivery::new(
+                dedup.as_ref().map(|(_, slot, _)| slot.clone()),
+                DedupSource::Argocd,
+                Emitter::Publisher(publisher_slot.clone()),
+                settle_timeout(&config),
+            ),
         );
         let mut root = root;
         for (name, children) in [(CLUSTERS, watchers), (ARGOCD, pollers)] {
@@ -307,13 +325,18 @@ fn report_missing_secrets(config: &Config) {
     }
 }
 
-/// The dedup window's length: AlertManager's `dedup_window`, else the default (5 minutes).
-fn dedup_window(config: &Config) -> std::time::Duration {
+/// The dedup window's settings: AlertManager's `idempotency`, else the defaults (5 minutes,
+/// 1,000,000 keys).
+fn idempotency(config: &Config) -> Idempotency {
     config
         .alertmanager()
-        .map_or(std::time::Duration::from_secs(300), |am| {
-            am.idempotency.dedup_window
-        })
+        .map_or_else(Idempotency::default, |am| am.idempotency)
+}
+
+/// Longest a producer's publish may go on (after its request was answered, for the webhook)
+/// before its claims are released: three times `intents.publish_timeout`.
+fn settle_timeout(config: &Config) -> Duration {
+    config.intents.publish_timeout.saturating_mul(3)
 }
 
 /// The dedup actor (shared by the webhook and the cluster watchers), its slot and window.
@@ -324,13 +347,18 @@ fn dedup_child(
 ) -> (ChildSpec, ActorSlot<DedupMsg>, Arc<Window>) {
     let slot: ActorSlot<DedupMsg> = ActorSlot::default();
     let shared = Arc::new(Window::default());
-    let (window, dedup_metrics) = (dedup_window(config), metrics.clone());
+    let (idempotency, dedup_metrics) = (idempotency(config), metrics.clone());
+    // Longer than any producer's own deadline, so only claims whose owner vanished without a
+    // trace are swept (the cluster watchers wait 30 s at most).
+    let claim_lease = settle_timeout(config).max(Duration::from_secs(30)) + Duration::from_secs(5);
     let (slot_fn, window_fn) = (slot.clone(), shared.clone());
     let child = ChildSpec::actor("dedup", move || {
         (
             Dedup,
             DedupArgs {
-                window,
+                window: idempotency.dedup_window,
+                max_entries: idempotency.max_entries,
+                claim_lease,
                 shared: window_fn.clone(),
                 slot: slot_fn.clone(),
                 rebuild: rebuild.clone(),
@@ -364,7 +392,9 @@ fn alert_path(
     let webhook = Webhook::new(WebhookParts {
         auth,
         key_source: am.idempotency.key_source,
+        max_alerts: am.max_alerts,
         publish_timeout: config.intents.publish_timeout,
+        settle_timeout: settle_timeout(config),
         window: shared,
         dedup: dedup_slot,
         router: router_args.slot,
@@ -397,6 +427,18 @@ fn webhook_auth(config: &Config, auth: &WebhookAuth, readiness: &Readiness) -> A
         readiness.set_condition("webhook credentials", Some(why.clone()));
         Auth::Unavailable(why)
     })
+}
+
+/// Who may use the operator endpoints: anyone without `server.ops_auth`, else the bearer of
+/// its token; an unreadable token closes them (503) rather than opening them.
+fn ops_access(config: &Config) -> OpsAccess {
+    let Some(auth) = &config.server.ops_auth else {
+        return OpsAccess::Open;
+    };
+    match SecretStore::new(&config.secrets.dir).read(&auth.secret_ref, "token") {
+        Ok(token) => OpsAccess::Bearer(token),
+        Err(e) => OpsAccess::Unavailable(e.to_string()),
+    }
 }
 
 /// The configured sink, and how the dedup window is rebuilt from it.
@@ -489,12 +531,12 @@ fn cluster_watchers(
     Some(watchers)
 }
 
-/// The circuit, timeout and metrics of cluster `name`'s requests (`k8s:<name>`).
+/// The circuit, timeout, retries and metrics of cluster `name`'s requests (`k8s:<name>`).
 fn k8s_guard(providers: &Providers, name: &str) -> Option<Guard> {
     let provider = format!("k8s:{name}");
     Some(Guard {
         circuit: providers.circuit(&provider)?.clone(),
-        timeout: providers.timeout(&provider)?,
+        policy: providers.policy(&provider)?,
         metrics: providers.metrics().clone(),
     })
 }
@@ -516,7 +558,7 @@ fn argocd_pollers(
     providers: &Providers,
     metrics: &ArgoMetrics,
     readiness: &Readiness,
-    publisher: &ActorSlot<PublisherMsg>,
+    delivery: Delivery,
 ) -> Option<Vec<ChildSpec>> {
     let a = config.argocd()?;
     let pollers = config
@@ -536,7 +578,7 @@ fn argocd_pollers(
                 secrets: SecretStore::new(&config.secrets.dir),
                 topic: config.intents.topic.clone(),
                 source: format!("{}/argocd", config.intents.source),
-                emitter: Emitter::Publisher(publisher.clone()),
+                delivery: delivery.clone(),
                 metrics: metrics.clone(),
                 readiness: readiness.clone(),
             };

@@ -1,4 +1,7 @@
 //! The command line: `run`, `check-config`, `status`.
+//!
+//! `run` and `check-config` refuse an unauthenticated webhook on an address other hosts can
+//! reach (see `Config::check_exposure`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +48,9 @@ pub enum Command {
         /// Base URL of the instance.
         #[arg(long, env = "SRE_STATUS_URL", default_value = "http://127.0.0.1:8080")]
         url: String,
+        /// Bearer token for the operator endpoints (`server.ops_auth`).
+        #[arg(long, env = "SRE_STATUS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
 }
 
@@ -80,6 +86,15 @@ fn load(path: Option<&PathBuf>) -> Result<Config, ConfigErrors> {
     Ok(config)
 }
 
+/// [`load`], then the checks of what the listener exposes (after the environment, which can
+/// move the listen address).
+fn load_to_serve(path: Option<&PathBuf>) -> Result<Config, ConfigErrors> {
+    let config = load(path)?;
+    let origin = path.map_or("embedded local.yaml".into(), |p| p.display().to_string());
+    config.check_exposure(&origin)?;
+    Ok(config)
+}
+
 fn print_errors(errors: &ConfigErrors) {
     for e in &errors.0 {
         eprintln!("error: {e}");
@@ -92,7 +107,7 @@ fn print_errors(errors: &ConfigErrors) {
 /// Secret references are resolved when the secrets directory exists (as it does in the pod);
 /// away from the deployment, where it does not, they are listed but not resolved.
 pub fn check_config(file: &PathBuf, secrets_dir: Option<&PathBuf>) -> ExitCode {
-    let config = match load(Some(file)) {
+    let config = match load_to_serve(Some(file)) {
         Ok(c) => c,
         Err(errors) => {
             print_errors(&errors);
@@ -183,12 +198,18 @@ fn kubeconfig_problems(config: &Config, store: &SecretStore, secrets_here: bool)
         .collect()
 }
 
-/// `status --url URL`.
-pub async fn status(url: &str) -> ExitCode {
+/// `status --url URL [--token TOKEN]`.
+pub async fn status(url: &str, token: Option<&str>) -> ExitCode {
     let endpoint = format!("{}/v1/supervision", url.trim_end_matches('/'));
     sre_actors::providers::client::install_crypto_provider();
     let result = async {
-        let resp = reqwest::get(&endpoint).await?.error_for_status()?;
+        let mut req = reqwest::Client::new()
+            .get(&endpoint)
+            .timeout(std::time::Duration::from_secs(10));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await?.error_for_status()?;
         resp.json::<crate::http::tree::Node>().await
     }
     .await;
@@ -206,7 +227,7 @@ pub async fn status(url: &str) -> ExitCode {
 
 /// `run [--config FILE]`.
 pub async fn run(config: Option<&PathBuf>) -> ExitCode {
-    let config = match load(config) {
+    let config = match load_to_serve(config) {
         Ok(c) => c,
         Err(errors) => {
             print_errors(&errors);
@@ -227,15 +248,18 @@ pub async fn run(config: Option<&PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Both listeners are registered before the first signal can arrive, and stay registered
+    // through the shutdown, so a second signal is never missed (however soon it follows).
+    let mut signals = ShutdownSignals::new();
     tokio::select! {
-        () = shutdown_signal() => {}
+        () = signals.recv() => {}
         () = app.stopped() => {
             tracing::error!("the root supervisor stopped on its own");
             return ExitCode::FAILURE;
         }
     }
-    tokio::spawn(async {
-        shutdown_signal().await;
+    tokio::spawn(async move {
+        signals.recv().await;
         eprintln!("second signal: aborting");
         std::process::exit(130);
     });
@@ -243,25 +267,51 @@ pub async fn run(config: Option<&PathBuf>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT and SIGTERM listeners. Registered when made: a signal that arrives before the
+/// first wait is kept for it.
+struct ShutdownSignals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            ShutdownSignals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received"),
-        () = term => tracing::info!("SIGTERM received"),
+        #[cfg(not(unix))]
+        ShutdownSignals {}
+    }
+
+    /// The next SIGINT or SIGTERM.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.int) => tracing::info!("SIGINT received"),
+                () = next(&mut self.term) => tracing::info!("SIGTERM received"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("SIGINT received");
+        }
     }
 }
 

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
             cli::check_config(&file, secrets_dir.as_ref())
         }
         Command::Run { config } => runtime().block_on(cli::run(config.as_ref())),
-        Command::Status { url } => runtime().block_on(cli::status(&url)),
+        Command::Status { url, token } => runtime().block_on(cli::status(&url, token.as_deref())),
         Command::Intents {
             command:
                 IntentsCommand::Tail {

@@ -203,3 +203,111 @@ fn status_reports_an_unreachable_instance() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("cannot read http://127.0.0.1:9/v1/supervision"));
 }
+
+/// Runs `cmd` and returns its exit code and stderr; a process still running after 30s (it did
+/// not refuse to start) is killed and reported with no code.
+fn run_until_exit(cmd: &mut Command) -> (Option<i32>, String) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut code = None;
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait().unwrap() {
+            code = status.code();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if code.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (code, err)
+}
+
+#[test]
+fn an_unauthenticated_webhook_on_a_reachable_address_is_refused_at_start_and_by_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("open.yaml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "server:\n  listen: 0.0.0.0:0\nintents:\n  embedded:\n    data_dir: {}\nobservability_integration:\n  enabled: true\n  alertmanager:\n    auth: {{type: none}}\n{extra}",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap()
+    };
+    write("");
+    let why = "observability_integration.alertmanager.auth: the webhook has no authentication (type: none) but server.listen is 0.0.0.0:0";
+    let (code, out) = check_config(&file, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains(why), "{out}");
+    let (code, text) = run_until_exit(Command::new(BIN).args(["run", "--config"]).arg(&file));
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains(why), "{text}");
+    // The environment can expose the embedded configuration too.
+    let (code, text) = run_until_exit(
+        Command::new(BIN)
+            .arg("run")
+            .env_remove("SRE_CONFIG")
+            .env("SRE_LISTEN_ADDR", "0.0.0.0:0"),
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("embedded local.yaml: observability_integration.alertmanager.auth: the webhook has no authentication"), "{text}");
+
+    write("    allow_unauthenticated: true\n");
+    let (code, out) = check_config(&file, &[]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn status_sends_the_operator_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secrets/platform/ops-token");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("token"), "ops-s3cret").unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 0s\n  ops_auth: {{secret_ref: platform/ops-token}}\nintents:\n  embedded:\n    data_dir: {}\nsecrets:\n  dir: {}\n",
+            dir.path().join("data").display(),
+            dir.path().join("secrets").display()
+        ),
+    )
+    .unwrap();
+    let mut r = Running::start(&cfg);
+    let url = format!("http://{}", r.addr);
+    let out = Command::new(BIN)
+        .args(["status", "--url", &url])
+        .env_remove("SRE_STATUS_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .args(["status", "--url", &url])
+        .env("SRE_STATUS_TOKEN", "ops-s3cret")
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tree}");
+    assert!(tree.starts_with("root  running\n"), "{tree}");
+    r.signal("-TERM");
+    assert_eq!(r.child.wait().unwrap().code(), Some(0));
+}

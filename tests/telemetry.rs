@@ -1,8 +1,10 @@
 //! OpenTelemetry export, end to end: the binary with `telemetry.otlp_endpoint` set sends the
 //! spans of its outbound calls (here an ArgoCD poll) over OTLP/HTTP (protobuf) to a collector
 //! endpoint, named after `telemetry.service_name` and carrying the call's provider and
-//! correlation id. The collector is a recording HTTP server (no OpenTelemetry collector can run
-//! here); the body is checked for the strings protobuf stores verbatim.
+//! correlation id; a webhook request's span continues the sender's trace and the intents of the
+//! request and of an ArgoCD poll carry their span's `traceparent`. The collector is a recording
+//! HTTP server (no OpenTelemetry collector can run here); the body is checked for the strings
+//! and ids protobuf stores verbatim.
 
 mod common;
 
@@ -36,7 +38,7 @@ async fn spans_of_outbound_calls_reach_the_otlp_endpoint() {
             "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 0s\n\
              intents:\n  embedded:\n    data_dir: {data}\n\
              secrets:\n  dir: {secrets}\n\
-             observability_integration:\n  enabled: false\n\
+             observability_integration:\n  enabled: true\n  alertmanager:\n    auth: {{type: none}}\n\
              argocd_integration:\n  enabled: true\n  poll_interval: 1s\n  argocd_server: {argocd}\n  token_secret_ref: platform/argocd-token\n  environments: [dev]\n\
              telemetry:\n  otlp_endpoint: {otlp}/\n  service_name: sre-integration-under-test\n",
             data = dir.path().join("data").display(),
@@ -81,5 +83,62 @@ async fn spans_of_outbound_calls_reach_the_otlp_endpoint() {
         "the correlation id attribute"
     );
     assert!(argocd.requests() > 0);
+
+    // A webhook request that carries a trace: its intent continues it from the request's span.
+    let base = format!("http://{}", running.addr);
+    let resp = common::client()
+        .post(format!("{base}/webhooks/alertmanager"))
+        .header("content-type", "application/json")
+        .header("traceparent", format!("00-{TRACE}-00f067aa0ba902b7-01"))
+        .body(common::firing(&[("Traced", "warning")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let log = dir.path().join("data/sre.domain.intents.v1");
+    let records = sre_sink::embedded::read_all(&log).unwrap();
+    let header = |kind: &str| {
+        records
+            .iter()
+            .find(|r| r.header("ce_type") == Some(kind))
+            .and_then(|r| r.header("traceparent"))
+            .unwrap_or_else(|| panic!("a {kind} with a traceparent in {records:?}"))
+            .to_owned()
+    };
+    let alert = header("IngestAlertRequested");
+    let parts: Vec<&str> = alert.split('-').collect();
+    assert_eq!(parts[1], TRACE, "the sender's trace goes on");
+    assert_ne!(parts[2], "00f067aa0ba902b7", "from the webhook's own span");
+    // The poll's intents carry the poll's span.
+    let poll = header("RecordHealthCheckRequested");
+    let poll_trace = poll.split('-').nth(1).unwrap().to_owned();
+
+    // Both spans reach the collector, under those trace ids (protobuf keeps ids as raw bytes).
+    let bytes = |hex: &str| -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let has = |body: &[u8], needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    let (webhook_trace, poll_trace) = (bytes(TRACE), bytes(&poll_trace));
+    let mut found = (false, false);
+    for _ in 0..300 {
+        for r in collector.requests() {
+            if r.uri != "/v1/traces" {
+                continue;
+            }
+            found.0 |= contains(&r.body, "webhook") && has(&r.body, &webhook_trace);
+            found.1 |= contains(&r.body, "argocd_poll") && has(&r.body, &poll_trace);
+        }
+        if found == (true, true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(found, (true, true), "(webhook span, poll span) exported");
     drop(running);
 }
+
+/// The trace a webhook sender is in.
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";

@@ -297,3 +297,121 @@ async fn a_missing_webhook_secret_refuses_rather_than_letting_anyone_in() {
     assert!(records(&c).is_empty());
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_checked_before_a_byte_of_the_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(dir.path());
+    let (app, _) = start(&c).await;
+    let addr = app.addr().await.unwrap();
+    // A 3 MiB body (under max_body_bytes) announced, 1 KiB of it sent, no credentials: the
+    // answer comes without the rest (the server would otherwise wait for it until
+    // server.request_timeout, 30s).
+    for auth in ["", "Authorization: Bearer wrong\r\n"] {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /webhooks/alertmanager HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n",
+            3 * 1024 * 1024
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&[b' '; 1024]).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("answered without reading the body")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+        assert!(answer.contains("credentials"), "{answer}");
+    }
+    assert!(records(&c).is_empty());
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_alerts_than_max_alerts_get_a_clear_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.observability_integration
+        .as_mut()
+        .unwrap()
+        .alertmanager
+        .as_mut()
+        .unwrap()
+        .max_alerts = 2;
+    let (app, base) = start(&c).await;
+    let (code, body) = post(
+        &base,
+        &firing(&[("A", "warning"), ("B", "warning"), ("C", "warning")]),
+    )
+    .await;
+    assert_eq!(code, 413, "{body}");
+    assert_eq!(
+        body["error"],
+        "3 alerts in one notification; at most 2 are accepted (set max_alerts in AlertManager's webhook_configs)"
+    );
+    assert_eq!(body["field"], "alerts");
+    assert!(records(&c).is_empty());
+    let (code, body) = post(&base, &firing(&[("A", "warning"), ("B", "warning")])).await;
+    assert_eq!((code, body["published"].as_u64()), (200, Some(2)), "{body}");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_window_answers_503_and_evicts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    let am = c
+        .observability_integration
+        .as_mut()
+        .and_then(|o| o.alertmanager.as_mut())
+        .unwrap();
+    am.idempotency.max_entries = 1000;
+    am.auto_create_incident.enabled = false;
+    let (app, base) = start(&c).await;
+    // 1000 distinct alerts fill the window (10 per request).
+    for chunk in 0..100 {
+        let names: Vec<String> = (0..10).map(|i| format!("Fill{chunk}x{i}")).collect();
+        let alerts: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "warning")).collect();
+        let (code, body) = post(&base, &firing(&alerts)).await;
+        assert_eq!(
+            (code, body["published"].as_u64()),
+            (200, Some(10)),
+            "{body}"
+        );
+    }
+    // One more new alert: refused, so AlertManager retries it later.
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/webhooks/alertmanager"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(firing(&[("OneTooMany", "warning")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "5");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("window is full"),
+        "{body}"
+    );
+    // Nothing was evicted: the first alerts are still duplicates.
+    let (code, body) = post(&base, &firing(&[("Fill0x0", "warning")])).await;
+    assert_eq!(
+        (code, body["duplicates"].as_u64()),
+        (200, Some(1)),
+        "{body}"
+    );
+    assert_eq!(records(&c).len(), 1000);
+    let metrics = common::get_text(&format!("{base}/metrics")).await;
+    for line in [
+        r#"sre_dedup_window_entries{source="all"} 1000"#,
+        "sre_dedup_claims_in_flight 0",
+        r#"sre_dedup_decisions_total{source="alertmanager",decision="window_full"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line}\n{metrics}");
+    }
+    app.shutdown().await;
+}

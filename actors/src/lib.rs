@@ -6,9 +6,11 @@
 //! - [`ingest`]: the AlertManager webhook, the `Dedup`, `AlertRouter` and `IntentPublisher`
 //!   actors.
 //! - [`providers`]: one `ProviderCircuit` actor per upstream and the outbound
-//!   [`UpstreamClient`](providers::UpstreamClient) (timeout, retry with backoff and jitter,
-//!   `Retry-After`, correlation ids, the circuit's verdict).
+//!   [`UpstreamClient`](providers::UpstreamClient) (timeout, bounded body reads, retry with
+//!   backoff and jitter, `Retry-After`, correlation ids, the circuit's verdict), and the one
+//!   outcome classification the Kubernetes client shares.
 //! - [`timer`]: an actor's self-scheduled message (`send_after`), cancelled with its state.
+//! - [`trace`]: W3C trace context from requests into spans and from spans into intents.
 
 pub mod argocd;
 pub mod emit;
@@ -16,3 +18,4 @@ pub mod ingest;
 pub mod kubernetes;
 pub mod providers;
 pub mod timer;
+pub mod trace;

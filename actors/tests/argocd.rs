@@ -1,19 +1,24 @@
 //! The ArgoCD pollers against a fake ArgoCD server, on paused tokio time: baseline, changes,
 //! quiet polls, deletions; a failing environment backs off and fails alone while the others
-//! keep their cadence; a rejected token is reported without a hot loop.
+//! keep their cadence; a rejected token is reported without a hot loop; an oversized or
+//! stalling list fails the poll instead of filling memory or hanging the poller.
 
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use ractor::{Actor, ActorRef};
 use sre_actors::argocd::metrics::ArgoMetrics;
-use sre_actors::argocd::poller::{EnvPoller, PollerArgs};
+use sre_actors::argocd::poller::{EnvPoller, PollerArgs, MAX_LIST_BYTES};
 use sre_actors::emit::Emitter;
+use sre_actors::ingest::claim::Delivery;
+use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, DedupSource, Window};
+use sre_actors::ingest::metrics::IngestMetrics;
 use sre_actors::providers::{BreakerConfig, CircuitState, ProviderMetrics, Providers};
 use sre_config::{ArgoEnvironment, RetryConfig, SecretStore, Upstream};
 use sre_intents::IntentRecord;
 use sre_supervision::{
-    ChildSpec, Observer, Readiness, RestartPolicy, Supervisor, SupervisorMsg, SupervisorSpec,
+    ActorSlot, ChildSpec, ChildState, Observer, Readiness, RestartPolicy, Supervisor,
+    SupervisorMsg, SupervisorSpec,
 };
 use sre_test_support::argocd::{app, FakeArgoCd, Mode};
 use tokio::sync::mpsc;
@@ -66,6 +71,27 @@ async fn rig(envs: &[(&str, &FakeArgoCd)]) -> Rig {
     let metrics = ArgoMetrics::new(&mut registry);
     let observer = Observer::default();
     let (tx, rx) = mpsc::unbounded_channel();
+    // The shared dedup actor, as the program runs it beside the pollers.
+    let dedup_slot: ActorSlot<DedupMsg> = ActorSlot::default();
+    let dedup_args = {
+        let slot = dedup_slot.clone();
+        let shared = std::sync::Arc::new(Window::default());
+        let metrics = IngestMetrics::new(&mut registry);
+        move || {
+            (
+                Dedup,
+                DedupArgs {
+                    window: Duration::from_secs(300),
+                    max_entries: 100_000,
+                    claim_lease: Duration::from_secs(60),
+                    shared: shared.clone(),
+                    slot: slot.clone(),
+                    rebuild: std::sync::Arc::new(|_| Ok(Vec::new())),
+                    metrics: metrics.clone(),
+                },
+            )
+        }
+    };
     let policy = RestartPolicy {
         backoff_min: Duration::from_secs(1),
         backoff_max: Duration::from_secs(30),
@@ -92,7 +118,12 @@ async fn rig(envs: &[(&str, &FakeArgoCd)]) -> Rig {
             secrets: SecretStore::new(secrets.path()),
             topic: "sre.domain.intents.v1".into(),
             source: "sre-integration/argocd".into(),
-            emitter: Emitter::Channel(tx.clone()),
+            delivery: Delivery::new(
+                Some(dedup_slot.clone()),
+                DedupSource::Argocd,
+                Emitter::Channel(tx.clone()),
+                Duration::from_secs(30),
+            ),
             metrics: metrics.clone(),
             readiness: Readiness::default(),
         };
@@ -102,7 +133,11 @@ async fn rig(envs: &[(&str, &FakeArgoCd)]) -> Rig {
     }
     let root = SupervisorSpec::new("root", policy.clone(), observer.clone())
         .child(ChildSpec::supervisor(
-            providers.supervisor(policy, observer.clone()),
+            providers.supervisor(policy.clone(), observer.clone()),
+        ))
+        .child(ChildSpec::supervisor(
+            SupervisorSpec::new("ingest", policy, observer.clone())
+                .child(ChildSpec::actor("dedup", dedup_args)),
         ))
         .child(ChildSpec::supervisor(argocd));
     let (root, _) = Actor::spawn(None, Supervisor, root).await.unwrap();
@@ -199,6 +234,58 @@ async fn baseline_then_changes_only_and_a_fleet_every_poll() {
         (gone["reason"].as_str(), gone["current"]["health"].as_str()),
         (Some("deleted"), Some("Deleted"))
     );
+    r.root.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poller_restarted_within_the_window_re_sends_no_health_intent() {
+    let fake = FakeArgoCd::start(
+        TOKEN,
+        vec![
+            app("api", "dev", "Healthy", "Synced"),
+            app("web", "dev", "Healthy", "Synced"),
+        ],
+    )
+    .await;
+    let mut r = rig(&[("dev", &fake)]).await;
+    let batch = r.rx.recv().await.unwrap();
+    assert_eq!(
+        batch.len(),
+        3,
+        "the baseline: two applications and the fleet"
+    );
+
+    // Killed (as `POST /v1/supervision/restart` does): the restarted poller has no memory of
+    // what it saw, so its first poll is a baseline again, with the same keys.
+    let argocd: ActorRef<SupervisorMsg> =
+        ractor::call!(r.root, SupervisorMsg::Lookup, "argocd".to_string())
+            .unwrap()
+            .unwrap()
+            .into();
+    let poller = ractor::call!(argocd, SupervisorMsg::Lookup, "dev".to_string())
+        .unwrap()
+        .unwrap();
+    poller.kill();
+    r.observer
+        .wait_until(|c| {
+            c.iter()
+                .any(|s| s.name == "dev" && s.restarts == 1 && s.state == ChildState::Running)
+        })
+        .await;
+    let batch = r.rx.recv().await.unwrap();
+    assert_eq!(
+        kinds(&batch),
+        ["RecordFleetStateRequested"],
+        "the re-baseline repeated no health intent"
+    );
+    // What changes next is reported.
+    fake.set("web", "Degraded", "Synced");
+    let batch = r.rx.recv().await.unwrap();
+    assert_eq!(
+        kinds(&batch),
+        ["RecordHealthCheckRequested", "RecordFleetStateRequested"]
+    );
+    assert_eq!(value(&batch[0])["subject"]["name"], "web");
     r.root.stop_and_wait(None, None).await.unwrap();
 }
 
@@ -365,5 +452,55 @@ async fn an_environment_that_keeps_failing_is_handed_to_its_supervisor() {
         "{} requests in 20 minutes",
         fake.requests()
     );
+    r.root.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_oversized_list_fails_the_poll_within_the_cap() {
+    let fake = FakeArgoCd::start(TOKEN, vec![app("api", "dev", "Healthy", "Synced")]).await;
+    // Streamed without a Content-Length: only reading finds it too large.
+    fake.mode(Mode::Oversized(MAX_LIST_BYTES));
+    let mut r = rig(&[("dev", &fake)]).await;
+    tokio::time::sleep(Duration::from_secs(15 * 60)).await;
+    let s = r.observer.child("argocd", "dev").unwrap();
+    assert!(s.restarts >= 1, "{s:?}");
+    assert!(
+        s.last_error
+            .as_deref()
+            .unwrap()
+            .contains(&format!("response body larger than {MAX_LIST_BYTES} bytes")),
+        "{s:?}"
+    );
+    assert!(r.rx.try_recv().is_err(), "no fleet from a cut list");
+    // Once the list fits, polls succeed again.
+    fake.mode(Mode::Normal);
+    let batch = tokio::time::timeout(Duration::from_secs(30 * 60), r.rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kinds(&batch).last(), Some(&"RecordFleetStateRequested"));
+    r.root.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_list_that_stalls_mid_body_fails_the_poll_and_never_hangs_the_poller() {
+    let fake = FakeArgoCd::start(TOKEN, vec![app("api", "dev", "Healthy", "Synced")]).await;
+    fake.mode(Mode::StallBody);
+    let r = rig(&[("dev", &fake)]).await;
+    tokio::time::sleep(Duration::from_secs(15 * 60)).await;
+    let s = r.observer.child("argocd", "dev").unwrap();
+    assert!(s.restarts >= 1, "{s:?}");
+    assert!(
+        s.last_error
+            .as_deref()
+            .unwrap()
+            .contains("polls in a row failed"),
+        "{s:?}"
+    );
+    // The stalled reads counted against the circuit, which opened.
+    let c = r.providers.board().get("argocd:dev").unwrap();
+    assert!(c.transitions >= 1, "{c:?}");
+    // Every poll ended and the next one came.
+    assert!(fake.requests() >= 3, "{} requests", fake.requests());
     r.root.stop_and_wait(None, None).await.unwrap();
 }

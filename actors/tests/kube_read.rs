@@ -17,7 +17,8 @@ use sre_actors::kubernetes::read::{
 };
 use sre_actors::providers::client::install_crypto_provider;
 use sre_actors::providers::{
-    BreakerConfig, CircuitArgs, CircuitBoard, CircuitHandle, ProviderCircuit, ProviderMetrics,
+    BreakerConfig, CallPolicy, CircuitArgs, CircuitBoard, CircuitHandle, ProviderCircuit,
+    ProviderMetrics,
 };
 use sre_config::{ClusterConfig, SecretRef, SecretStore};
 use sre_test_support::kube::{self as fake, FakeKube};
@@ -857,7 +858,13 @@ async fn connects_lazily_behind_the_circuit_and_retries_a_failed_connect() {
     let metrics = ProviderMetrics::default();
     let guard = Guard {
         circuit: handle.clone(),
-        timeout: Duration::from_secs(30),
+        policy: CallPolicy {
+            timeout: Duration::from_secs(30),
+            max_attempts: 1,
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(10),
+        },
         metrics: metrics.clone(),
     };
     let r = ClusterReader::new(

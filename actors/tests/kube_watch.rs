@@ -114,6 +114,8 @@ async fn rig_with(
                 Dedup,
                 DedupArgs {
                     window: Duration::from_secs(300),
+                    max_entries: 100_000,
+                    claim_lease: Duration::from_secs(60),
                     shared: shared.clone(),
                     slot: slot.clone(),
                     rebuild: std::sync::Arc::new(|_| Ok(Vec::new())),
@@ -139,7 +141,7 @@ async fn rig_with(
             secrets: SecretStore::new(dir.path()),
             guard: Guard {
                 circuit: providers.circuit(&provider).unwrap().clone(),
-                timeout: Duration::from_secs(5),
+                policy: providers.policy(&provider).unwrap(),
                 metrics: providers.metrics().clone(),
             },
             context: Context {

@@ -1,14 +1,18 @@
-//! The outbound client and the provider circuits against a fake upstream that fails, stalls and
-//! throttles on command. Paused tokio time: timeouts, backoffs and open periods elapse on the
-//! virtual clock, so nothing here waits for real.
+//! The outbound client, the provider circuits and the Kubernetes circuit layer against a fake
+//! upstream that fails, stalls, throttles and sends oversized or stalling bodies on command.
+//! Paused tokio time: timeouts, backoffs and open periods elapse on the virtual clock, so
+//! nothing here waits for real.
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams, WatchParams};
 use prometheus_client::registry::Registry;
 use ractor::{Actor, ActorRef};
+use sre_actors::kubernetes::client::{guarded_client, Guard};
 use sre_actors::providers::{
     BreakerConfig, CircuitState, ProviderMetrics, Providers, UpstreamClient, UpstreamError,
-    CORRELATION_HEADER,
+    UpstreamResponse, CORRELATION_HEADER,
 };
 use sre_config::{RetryConfig, Upstream};
 use sre_supervision::{Observer, RestartPolicy, Supervisor, SupervisorMsg};
@@ -44,11 +48,15 @@ fn breaker() -> BreakerConfig {
 }
 
 async fn rig(retry: RetryConfig, breaker: BreakerConfig) -> Rig {
+    rig_named("jira", retry, breaker).await
+}
+
+async fn rig_named(name: &str, retry: RetryConfig, breaker: BreakerConfig) -> Rig {
     let fake = FakeUpstream::builder().start().await;
     let mut registry = Registry::default();
     let metrics = ProviderMetrics::new(&mut registry);
     let upstream = Upstream {
-        name: "jira".into(),
+        name: name.into(),
         base_url: Some(fake.url().parse().unwrap()),
         timeout: retry.timeout,
     };
@@ -56,7 +64,7 @@ async fn rig(retry: RetryConfig, breaker: BreakerConfig) -> Rig {
     let spec = providers.supervisor(RestartPolicy::default(), Observer::default());
     let (root, _) = Actor::spawn(None, Supervisor, spec).await.unwrap();
     sre_supervision::wait_started(&root).await.unwrap();
-    let client = providers.client("jira").unwrap();
+    let client = providers.client(name).unwrap();
     Rig {
         fake,
         providers,
@@ -67,7 +75,7 @@ async fn rig(retry: RetryConfig, breaker: BreakerConfig) -> Rig {
 }
 
 impl Rig {
-    async fn get(&self) -> Result<reqwest::Response, UpstreamError> {
+    async fn get(&self) -> Result<UpstreamResponse, UpstreamError> {
         let url = format!("{}/rest/api/2/issue", self.fake.url());
         self.client
             .send(Some("corr-1"), |http| http.get(&url))
@@ -81,7 +89,39 @@ impl Rig {
     }
 
     fn state(&self) -> CircuitState {
-        self.providers.board().get("jira").unwrap().state
+        self.circuit().state
+    }
+
+    fn circuit(&self) -> sre_actors::providers::CircuitSnapshot {
+        let name = self.client.provider();
+        self.providers.board().get(name).unwrap()
+    }
+
+    /// Opens the circuit with four failed one-shot calls, then waits out the open period.
+    async fn open_then_half_open(&self) {
+        self.fake.set(Reply::status(500));
+        for _ in 0..4 {
+            assert!(self.get().await.is_err());
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(self.state(), CircuitState::Open);
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        assert_eq!(self.state(), CircuitState::HalfOpen);
+    }
+}
+
+/// A circuit that stays closed through the failures of one test.
+fn patient() -> BreakerConfig {
+    BreakerConfig {
+        minimum_calls: 100,
+        ..breaker()
+    }
+}
+
+fn one_shot() -> RetryConfig {
+    RetryConfig {
+        max_attempts: 1,
+        ..retry()
     }
 }
 
@@ -255,4 +295,302 @@ async fn a_crashed_circuit_fails_calls_fast_until_its_supervisor_restarts_it() {
     assert_eq!(r.fake.count(), 0);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(r.get().await.unwrap().status(), 200);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_half_open_trial_gives_its_slot_back() {
+    let r = rig(
+        one_shot(),
+        BreakerConfig {
+            half_open_trials: 1,
+            ..breaker()
+        },
+    )
+    .await;
+    r.open_then_half_open().await;
+
+    // The only trial hangs at the upstream, and its caller goes away mid-call.
+    r.fake.set(Reply::Stall);
+    let before = r.fake.count();
+    let call = {
+        let client = r.client.clone();
+        let url = format!("{}/rest/api/2/issue", r.fake.url());
+        tokio::spawn(async move { client.send(None, |http| http.get(&url)).await })
+    };
+    r.fake.wait_for_requests(before + 1).await;
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    tokio::task::yield_now().await;
+    assert_eq!(
+        r.state(),
+        CircuitState::HalfOpen,
+        "a cancelled call is no failure"
+    );
+
+    // The slot is free: the next trial runs and closes the circuit.
+    r.fake.set(Reply::status(200));
+    assert_eq!(r.get().await.unwrap().status(), 200);
+    tokio::task::yield_now().await;
+    assert_eq!(r.state(), CircuitState::Closed);
+    r.root.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_over_the_cap_fails_the_call_and_counts_against_the_circuit() {
+    let r = rig(retry(), breaker()).await;
+    // Announced by Content-Length: refused before reading.
+    r.fake.push(Reply::sized(200, 2 << 20));
+    let err = r.get().await.unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::BodyTooLarge { limit, .. } if limit == 1 << 20),
+        "{err}"
+    );
+    // Streamed without one: found while reading, against this call's own cap.
+    r.fake.push(Reply::chunked(10, 200));
+    let url = format!("{}/big", r.fake.url());
+    let limit = r.client.body_limit().with_max_bytes(1000);
+    let err = r
+        .client
+        .send_limited(None, limit, |http| http.get(&url))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::BodyTooLarge { limit: 1000, .. }),
+        "{err}"
+    );
+    assert_eq!(r.fake.count(), 2, "never retried");
+    // Within the cap, the body arrives whole.
+    r.fake.push(Reply::chunked(4, 200));
+    let resp = r
+        .client
+        .send_limited(None, limit, |http| http.get(&url))
+        .await
+        .unwrap();
+    assert_eq!(resp.body().len(), 800);
+
+    tokio::task::yield_now().await;
+    let c = r.circuit();
+    assert_eq!((c.window_calls, c.window_failures), (3, 2), "{c:?}");
+    let m = r.metrics();
+    assert!(
+        m.contains(r#"sre_upstream_requests_total{provider="jira",outcome="body_too_large"} 2"#),
+        "{m}"
+    );
+    r.root.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_stalls_after_the_headers_times_out_and_is_retried() {
+    let r = rig(retry(), patient()).await;
+    r.fake.push(Reply::stall_body(r#"{"issues": ["#));
+    let resp = r.get().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.body(), b"{}", "the retry's body");
+
+    r.fake.set(Reply::stall_body(r#"{"issues": ["#));
+    let t0 = Instant::now();
+    let err = r.get().await.unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::BodyTimeout { attempts: 3, timeout, .. } if timeout == Duration::from_secs(2)),
+        "{err}"
+    );
+    assert!(t0.elapsed() >= Duration::from_secs(6), "{:?}", t0.elapsed());
+    tokio::task::yield_now().await;
+    let c = r.circuit();
+    assert_eq!(c.window_failures, 4, "{c:?}");
+    let m = r.metrics();
+    assert!(
+        m.contains(r#"sre_upstream_requests_total{provider="jira",outcome="body_timeout"} 4"#),
+        "{m}"
+    );
+    r.root.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_error_text_of_a_5xx_is_read_bounded() {
+    let r = rig(one_shot(), breaker()).await;
+    // Huge: cut at 64 KiB, 200 characters kept.
+    r.fake.push(Reply::sized(500, 8 << 20));
+    let err = r.get().await.unwrap_err();
+    let UpstreamError::Status { status, body, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(status, 500);
+    assert_eq!(body.chars().count(), 200);
+    // Stalled after a few bytes: what arrived, once the body deadline passes.
+    r.fake.push(Reply::Chunked {
+        status: 503,
+        chunks: vec!["upstream overloaded".into()],
+        stall: true,
+    });
+    let err = r.get().await.unwrap_err();
+    assert!(
+        matches!(&err, UpstreamError::Status { status: 503, body, .. } if body == "upstream overloaded"),
+        "{err}"
+    );
+    r.root.stop_and_wait(None, None).await.unwrap();
+}
+
+/// A kube client for the fake as the API server of cluster `prod`, behind `k8s:prod`.
+async fn kube_rig(breaker: BreakerConfig) -> (Rig, kube::Client) {
+    sre_actors::providers::client::install_crypto_provider();
+    let r = rig_named("k8s:prod", retry(), breaker).await;
+    let guard = Guard {
+        circuit: r.providers.circuit("k8s:prod").unwrap().clone(),
+        policy: r.providers.policy("k8s:prod").unwrap(),
+        metrics: r.providers.metrics().clone(),
+    };
+    let config = kube::Config::new(r.fake.url().parse().unwrap());
+    let client = guarded_client(config, guard).unwrap();
+    (r, client)
+}
+
+fn pod_json() -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "api-1", "namespace": "web"},
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_kubernetes_read_is_retried_and_leaves_the_circuit_closed() {
+    // One failure in two calls would open this circuit.
+    let (r, client) = kube_rig(BreakerConfig {
+        minimum_calls: 2,
+        ..breaker()
+    })
+    .await;
+    r.fake.push(Reply::throttle(1));
+    r.fake.push(Reply::json(pod_json()));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "web");
+    let t0 = Instant::now();
+    let pod = pods.get("api-1").await.unwrap();
+    assert_eq!(pod.metadata.name.as_deref(), Some("api-1"));
+    assert!(t0.elapsed() >= Duration::from_secs(1), "waited as asked");
+
+    let seen = r.fake.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].uri, "/api/v1/namespaces/web/pods/api-1");
+    let id = seen[0]
+        .header(CORRELATION_HEADER)
+        .expect("a correlation id");
+    assert!(!id.is_empty());
+    assert_eq!(
+        seen[1].header(CORRELATION_HEADER),
+        Some(id),
+        "the same id on the retry"
+    );
+    tokio::task::yield_now().await;
+    assert_eq!(r.state(), CircuitState::Closed);
+    let c = r.circuit();
+    assert_eq!(c.window_failures, 0, "{c:?}");
+
+    // A watch answered 429 is not retried (kube's watcher backs off), and counts as no failure.
+    r.fake.push(Reply::throttle(1));
+    assert!(pods.watch(&WatchParams::default(), "0").await.is_err());
+    assert_eq!(r.fake.count(), 3);
+    let m = r.metrics();
+    assert!(
+        m.contains(r#"sre_upstream_requests_total{provider="k8s:prod",outcome="throttled"} 2"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"sre_upstream_requests_total{provider="k8s:prod",outcome="success"} 1"#),
+        "{m}"
+    );
+    tokio::task::yield_now().await;
+    assert_eq!(r.state(), CircuitState::Closed);
+    r.root.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kubernetes_read_answered_503_is_retried_but_a_write_is_not() {
+    let (r, client) = kube_rig(patient()).await;
+    r.fake.push(Reply::status(503));
+    r.fake.push(Reply::json(pod_json()));
+    let pods: Api<Pod> = Api::namespaced(client, "web");
+    pods.get("api-1").await.unwrap();
+    assert_eq!(r.fake.count(), 2);
+    let m = r.metrics();
+    assert!(
+        m.contains(r#"sre_upstream_requests_total{provider="k8s:prod",outcome="server_error"} 1"#),
+        "{m}"
+    );
+
+    // A write is sent once, whatever the answer.
+    r.fake.push(Reply::status(503));
+    let pod: Pod = serde_json::from_value(pod_json()).unwrap();
+    assert!(pods.create(&PostParams::default(), &pod).await.is_err());
+    assert_eq!(r.fake.count(), 3);
+    let seen = r.fake.requests();
+    assert_eq!(seen[2].method, "POST");
+    assert!(seen[2].header(CORRELATION_HEADER).is_some());
+
+    // A read that keeps failing gives up after max_attempts, with the last answer.
+    r.fake.set(Reply::status(500));
+    assert!(pods.get("api-1").await.is_err());
+    assert_eq!(r.fake.count(), 6);
+    r.root.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kubernetes_body_that_stalls_fails_the_read_and_counts_against_the_circuit() {
+    let (r, client) = kube_rig(patient()).await;
+    r.fake
+        .push(Reply::stall_body(r#"{"apiVersion": "v1", "kind": "Pod", "#));
+    let pods: Api<Pod> = Api::namespaced(client, "web");
+    let t0 = Instant::now();
+    let err = pods.get("api-1").await.unwrap_err();
+    assert!(
+        t0.elapsed() >= sre_actors::kubernetes::client::MIN_BODY_TIMEOUT,
+        "{err}"
+    );
+    assert!(err.to_string().contains("body not read within"), "{err}");
+    tokio::task::yield_now().await;
+    let c = r.circuit();
+    assert_eq!((c.window_calls, c.window_failures), (1, 1), "{c:?}");
+    let m = r.metrics();
+    assert!(
+        m.contains(r#"sre_upstream_requests_total{provider="k8s:prod",outcome="body_timeout"} 1"#),
+        "{m}"
+    );
+    assert!(!m.contains(r#"outcome="success""#), "counted once: {m}");
+    r.root.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_kubernetes_trial_gives_its_slot_back() {
+    let (r, client) = kube_rig(BreakerConfig {
+        half_open_trials: 1,
+        ..breaker()
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client, "web");
+    // Writes are sent once: four failed ones open the circuit.
+    r.fake.set(Reply::status(500));
+    let pod: Pod = serde_json::from_value(pod_json()).unwrap();
+    for _ in 0..4 {
+        assert!(pods.create(&PostParams::default(), &pod).await.is_err());
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(r.state(), CircuitState::Open);
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    assert_eq!(r.state(), CircuitState::HalfOpen);
+
+    // The only trial hangs and is dropped (its watcher killed, its caller gone).
+    r.fake.set(Reply::Stall);
+    let trial = {
+        let pods = pods.clone();
+        tokio::spawn(async move { pods.get("api-1").await })
+    };
+    r.fake.wait_for_requests(5).await;
+    trial.abort();
+    assert!(trial.await.unwrap_err().is_cancelled());
+
+    r.fake.set(Reply::json(pod_json()));
+    pods.get("api-1").await.unwrap();
+    tokio::task::yield_now().await;
+    assert_eq!(r.state(), CircuitState::Closed);
+    r.root.stop_and_wait(None, None).await.unwrap();
 }

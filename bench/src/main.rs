@@ -1133,8 +1133,10 @@ fn rss_bytes() -> u64 {
 }
 
 /// RSS growth per fingerprint after `n` distinct keys are claimed and settled in a real
-/// `Dedup` actor.
+/// `Dedup` actor, through the same claim → publish → settle protocol the producers use.
 fn dedup_bytes(n: usize) -> f64 {
+    use sre_actors::emit::Emitter;
+    use sre_actors::ingest::claim::Delivery;
     use sre_actors::ingest::dedup::{key_hash, Dedup, DedupArgs, DedupMsg, DedupSource};
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -1144,47 +1146,40 @@ fn dedup_bytes(n: usize) -> f64 {
     rt.block_on(async move {
         let mut registry = prometheus_client::registry::Registry::default();
         let metrics = sre_actors::ingest::metrics::IngestMetrics::new(&mut registry);
+        let slot = sre_supervision::ActorSlot::default();
         let args = DedupArgs {
             window: Duration::from_secs(300),
+            max_entries: n + 10_000,
+            claim_lease: Duration::from_secs(60),
             shared: std::sync::Arc::new(sre_actors::ingest::dedup::Window::default()),
-            slot: sre_supervision::ActorSlot::default(),
+            slot: slot.clone(),
             rebuild: std::sync::Arc::new(|_| Ok(Vec::new())),
             metrics,
         };
         let (dedup, _) = ractor::Actor::spawn(None, Dedup, args).await.unwrap();
-        // Warm the allocator and the actor with a small batch first.
-        let warm: Vec<u64> = (0..1000).map(|i| key_hash(&format!("warm:{i}"))).collect();
-        let _ = ractor::call!(
-            dedup,
-            DedupMsg::Claim,
+        // Nothing is published: the figure is the window's, not the sink's.
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let delivery = Delivery::new(
+            Some(slot),
             DedupSource::Alertmanager,
-            warm.clone()
-        )
-        .unwrap();
-        dedup
-            .cast(DedupMsg::Settle {
-                keys: warm,
-                durable: true,
-            })
-            .unwrap();
+            Emitter::Channel(tx),
+            Duration::from_secs(30),
+        );
+        let settle = |keys: Vec<u64>| {
+            let delivery = delivery.clone();
+            async move {
+                let claimed = delivery.claim(keys).await.unwrap();
+                delivery.publish(claimed.fresh, Vec::new()).await.unwrap();
+            }
+        };
+        // Warm the allocator and the actor with a small batch first.
+        settle((0..1000).map(|i| key_hash(&format!("warm:{i}"))).collect()).await;
         let before = rss_bytes();
         for chunk in 0..n.div_ceil(10_000) {
             let keys: Vec<u64> = (chunk * 10_000..((chunk + 1) * 10_000).min(n))
                 .map(|i| key_hash(&format!("am:{i:016x}:firing:2026-11-28T10:00:00Z")))
                 .collect();
-            let _ = ractor::call!(
-                dedup,
-                DedupMsg::Claim,
-                DedupSource::Alertmanager,
-                keys.clone()
-            )
-            .unwrap();
-            dedup
-                .cast(DedupMsg::Settle {
-                    keys,
-                    durable: true,
-                })
-                .unwrap();
+            settle(keys).await;
         }
         let len = ractor::call!(dedup, DedupMsg::Len).unwrap();
         assert_eq!(len, n + 1000);

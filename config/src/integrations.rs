@@ -277,9 +277,17 @@ pub struct AlertmanagerConfig {
     /// How AlertManager authenticates (its `http_config`).
     #[serde(default)]
     pub auth: WebhookAuth,
-    /// Largest accepted request body.
+    /// Largest accepted request body; a larger one gets `413`.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Most alerts in one notification; more get `413` (AlertManager's own `max_alerts` in
+    /// its `webhook_configs` keeps it under). Default 1000.
+    #[serde(default = "default_max_alerts")]
+    pub max_alerts: usize,
+    /// With `auth.type: none`, `run` and `check-config` refuse a `server.listen` address that
+    /// is not loopback unless this is true: an open webhook is never an accident.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
 }
 
 impl Default for AlertmanagerConfig {
@@ -290,6 +298,8 @@ impl Default for AlertmanagerConfig {
             auto_create_incident: AutoCreateIncident::default(),
             auth: WebhookAuth::default(),
             max_body_bytes: default_max_body(),
+            max_alerts: default_max_alerts(),
+            allow_unauthenticated: false,
         }
     }
 }
@@ -300,6 +310,9 @@ fn default_webhook_path() -> String {
 fn default_max_body() -> usize {
     4 * 1024 * 1024
 }
+fn default_max_alerts() -> usize {
+    1000
+}
 
 /// `idempotency`.
 #[derive(Clone, Debug, Deserialize)]
@@ -308,9 +321,18 @@ pub struct Idempotency {
     /// Where the dedup key comes from.
     #[serde(default)]
     pub key_source: KeySource,
-    /// How long a key suppresses repeats.
+    /// How long a key suppresses repeats: more than zero, at most 24h, and no longer than
+    /// `intents.embedded.retention_age` (the window is rebuilt from the log at start).
     #[serde(default = "default_dedup_window", with = "humantime_serde")]
     pub dedup_window: Duration,
+    /// Most keys the deduplication window holds at once (window entries plus keys being
+    /// published; the window is shared by the webhook, the cluster watchers and the ArgoCD
+    /// pollers). When it is full, new keys are refused — the webhook answers `503` with
+    /// `Retry-After`, watchers and pollers retry — and nothing is evicted (an evicted key would
+    /// be published again). About 80–100 bytes per key: the default of 1,000,000 bounds the
+    /// window near 100 MB.
+    #[serde(default = "default_max_entries")]
+    pub max_entries: usize,
 }
 
 impl Default for Idempotency {
@@ -318,12 +340,16 @@ impl Default for Idempotency {
         Idempotency {
             key_source: KeySource::default(),
             dedup_window: default_dedup_window(),
+            max_entries: default_max_entries(),
         }
     }
 }
 
 fn default_dedup_window() -> Duration {
     Duration::from_secs(300)
+}
+fn default_max_entries() -> usize {
+    1_000_000
 }
 
 /// `idempotency.key_source`.
@@ -420,6 +446,12 @@ pub struct LegacyAlertmanagerIntegration {
     /// See [`AlertmanagerConfig::max_body_bytes`].
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// See [`AlertmanagerConfig::max_alerts`].
+    #[serde(default = "default_max_alerts")]
+    pub max_alerts: usize,
+    /// See [`AlertmanagerConfig::allow_unauthenticated`].
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
 }
 
 impl From<LegacyAlertmanagerIntegration> for AlertmanagerConfig {
@@ -430,6 +462,8 @@ impl From<LegacyAlertmanagerIntegration> for AlertmanagerConfig {
             auto_create_incident: l.auto_create_incident,
             auth: l.auth,
             max_body_bytes: l.max_body_bytes,
+            max_alerts: l.max_alerts,
+            allow_unauthenticated: l.allow_unauthenticated,
         }
     }
 }

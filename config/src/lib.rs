@@ -161,6 +161,16 @@ impl Config {
         Ok(parsed.expect("no errors means the document parsed"))
     }
 
+    /// Refuses an unauthenticated AlertManager webhook on a listen address other hosts can
+    /// reach (anything but loopback) unless `allow_unauthenticated: true` is set beside its
+    /// `auth`. Checked by `run` and `check-config` after [`Config::apply_env`], since
+    /// `SRE_LISTEN_ADDR` can change the address.
+    pub fn check_exposure(&self, origin: &str) -> Result<(), ConfigErrors> {
+        let mut errors = error::Collector::new(origin);
+        validate::exposure(self, &mut errors);
+        errors.finish()
+    }
+
     /// Applies the per-deployment overrides from the environment: `SRE_LISTEN_ADDR`,
     /// `SRE_KAFKA_BROKERS`, `SRE_LOG_FORMAT`, `SRE_LOG_LEVEL`, `SRE_SECRETS_DIR`, `SRE_DATA_DIR`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigErrors> {
@@ -437,7 +447,15 @@ impl Config {
         ));
         lines.push(format!("facts consumer: {}", onoff(self.facts.enabled)));
         lines.push(format!("tools: {}", onoff(self.tools.enabled)));
-        lines.push(format!("listen: {}", self.server.listen));
+        lines.push(format!(
+            "listen: {}, at most {} connections; /metrics and /v1/supervision {}",
+            self.server.listen,
+            self.server.max_connections,
+            match &self.server.ops_auth {
+                Some(o) => format!("need the bearer token of {}", o.secret_ref),
+                None => "are open".into(),
+            }
+        ));
         lines.push(format!(
             "circuits: [{}]",
             self.upstreams()

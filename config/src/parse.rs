@@ -3,8 +3,8 @@
 //! tried again, so one run names every unknown key and every bad value.
 
 use serde::de::DeserializeOwned;
+use serde_norway::Value;
 use serde_path_to_error::Segment;
-use serde_yaml::Value;
 
 use crate::error::Collector;
 
@@ -16,7 +16,7 @@ pub(crate) fn parse_collecting<T: DeserializeOwned>(
     text: &str,
     errors: &mut Collector,
 ) -> Option<T> {
-    let mut doc: Value = match serde_yaml::from_str(text) {
+    let mut doc: Value = match serde_norway::from_str(text) {
         Ok(Value::Null) => Value::Mapping(Default::default()),
         Ok(v) => v,
         Err(e) => {

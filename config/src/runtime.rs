@@ -9,11 +9,18 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-/// `server`: the HTTP listener.
+/// `server`: the HTTP listener, its limits, and who may read the operator endpoints.
+///
+/// Every limit has a default that is safe on an exposed port: a client that sends half a
+/// request header is cut off after `header_read_timeout`, an idle keep-alive connection after
+/// `idle_timeout`, a request that is not answered within `request_timeout` gets `408`, and no
+/// more than `max_connections` connections are served at once (further clients wait in the
+/// kernel's accept queue until one closes).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Listen address (env `SRE_LISTEN_ADDR`).
+    /// Listen address (env `SRE_LISTEN_ADDR`). A non-loopback address with an unauthenticated
+    /// webhook is refused unless the webhook sets `allow_unauthenticated: true`.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// After SIGTERM, how long readiness is false before the listener closes, so load
@@ -23,10 +30,42 @@ pub struct ServerConfig {
     /// How long in-flight requests may take to finish once the listener closed.
     #[serde(default = "default_drain_timeout", with = "humantime_serde")]
     pub drain_timeout: Duration,
-    /// Serve `POST /v1/supervision/restart` (restarts one actor). Off by default: the operator
-    /// endpoints have no authentication of their own.
+    /// Serve `POST /v1/supervision/restart` (restarts one actor). Off by default; when on, put
+    /// it behind `ops_auth` on any address others can reach.
     #[serde(default)]
     pub allow_restart: bool,
+    /// How long a client may take to send a request's header, from the moment the connection
+    /// opens (or, on a kept-alive connection, from the first byte of the next request). Past it
+    /// the connection is closed without an answer. Default 10s.
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// How long one request may take from its complete header to the answer, body upload
+    /// included; past it the client gets `408` and the connection is closed. Must be longer
+    /// than `intents.publish_timeout` (the webhook answers `503` itself by then). Default 30s.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request before it is closed.
+    /// Longer than the idle timeout of AlertManager's HTTP client (90s) by default, so the
+    /// client, not the server, closes idle connections and never sends on a closing one.
+    /// Default 95s.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most connections served at once; the next one is accepted when one closes. Default 1024.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Bearer token for `/metrics`, `/v1/supervision` and `/v1/supervision/restart`
+    /// (`/healthz` and `/readyz` stay open for probes). None (the default): those endpoints
+    /// are open to anyone who reaches the port.
+    #[serde(default)]
+    pub ops_auth: Option<OpsAuth>,
+}
+
+/// `server.ops_auth`: callers of the operator endpoints send `Authorization: Bearer <token>`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsAuth {
+    /// Secret holding `token`.
+    pub secret_ref: crate::SecretRef,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +75,11 @@ impl Default for ServerConfig {
             shutdown_grace: default_shutdown_grace(),
             drain_timeout: default_drain_timeout(),
             allow_restart: false,
+            header_read_timeout: default_header_read_timeout(),
+            request_timeout: default_request_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            ops_auth: None,
         }
     }
 }
@@ -48,6 +92,18 @@ fn default_shutdown_grace() -> Duration {
 }
 fn default_drain_timeout() -> Duration {
     Duration::from_secs(20)
+}
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(95)
+}
+fn default_max_connections() -> usize {
+    1024
 }
 
 /// `intents`: where intents go.

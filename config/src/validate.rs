@@ -23,6 +23,72 @@ pub(crate) fn validate(c: &Config, e: &mut Collector) {
     paging(c, e);
     supervision(c, e);
     intents(c, e);
+    server(c, e);
+}
+
+/// The longest dedup window accepted: a day. Longer is a typo (`5h` for `5m`) or a design
+/// mistake: the window is held in memory and rebuilt from the log at every start.
+const MAX_DEDUP_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+fn server(c: &Config, e: &mut Collector) {
+    let s = &c.server;
+    let p = "server";
+    for (key, d) in [
+        ("header_read_timeout", s.header_read_timeout),
+        ("request_timeout", s.request_timeout),
+        ("idle_timeout", s.idle_timeout),
+    ] {
+        e.check(!d.is_zero(), &format!("{p}.{key}"), || {
+            "must be greater than zero".into()
+        });
+    }
+    e.check(
+        s.request_timeout > c.intents.publish_timeout,
+        &format!("{p}.request_timeout"),
+        || {
+            format!(
+                "{} must be longer than intents.publish_timeout ({}), or the webhook is cut off before it can answer 503",
+                humantime::format_duration(s.request_timeout),
+                humantime::format_duration(c.intents.publish_timeout)
+            )
+        },
+    );
+    e.check(
+        s.max_connections >= 1,
+        &format!("{p}.max_connections"),
+        || "must be at least 1".into(),
+    );
+}
+
+/// What `run` and `check-config` refuse after the environment is applied: an unauthenticated
+/// webhook on an address other hosts can reach, unless allowed explicitly.
+pub(crate) fn exposure(c: &Config, e: &mut Collector) {
+    let Some(am) = c.alertmanager() else { return };
+    if !matches!(am.auth, WebhookAuth::None) || am.allow_unauthenticated {
+        return;
+    }
+    if c.server.listen.ip().is_loopback() {
+        return;
+    }
+    e.push(
+        format!("{}.auth", alertmanager_path(c)),
+        format!(
+            "the webhook has no authentication (type: none) but server.listen is {}, which other hosts can reach: configure bearer or basic auth, listen on a loopback address, or set allow_unauthenticated: true beside auth to accept anyone's alerts",
+            c.server.listen
+        ),
+    );
+}
+
+/// Where the effective AlertManager section is written.
+fn alertmanager_path(c: &Config) -> &'static str {
+    if c.observability()
+        .and_then(|o| o.alertmanager.as_ref())
+        .is_some()
+    {
+        "observability_integration.alertmanager"
+    } else {
+        "alertmanager_integration"
+    }
 }
 
 fn dns_label(s: &str) -> bool {
@@ -177,10 +243,41 @@ fn observability(c: &Config, e: &mut Collector) {
                 )
             },
         );
+        let window = am.idempotency.dedup_window;
         e.check(
-            !am.idempotency.dedup_window.is_zero(),
+            !window.is_zero(),
             &format!("{path}.idempotency.dedup_window"),
             || "must be greater than zero".into(),
+        );
+        e.check(
+            window <= MAX_DEDUP_WINDOW,
+            &format!("{path}.idempotency.dedup_window"),
+            || {
+                format!(
+                    "{} is longer than 24h: the window is held in memory and rebuilt from the log at start",
+                    humantime::format_duration(window)
+                )
+            },
+        );
+        let retention = c.intents.embedded.retention_age;
+        e.check(
+            c.intents.sink != crate::SinkKind::Embedded || retention >= window,
+            "intents.embedded.retention_age",
+            || {
+                format!(
+                    "{} is shorter than {path}.idempotency.dedup_window ({}): keys would leave the log before the window, and a restart would publish their alerts again",
+                    humantime::format_duration(retention),
+                    humantime::format_duration(window)
+                )
+            },
+        );
+        e.check(am.max_alerts >= 1, &format!("{path}.max_alerts"), || {
+            "must be at least 1".into()
+        });
+        e.check(
+            am.idempotency.max_entries >= 1000,
+            &format!("{path}.idempotency.max_entries"),
+            || "must be at least 1000 keys".into(),
         );
         e.check(
             am.max_body_bytes >= 1024,
@@ -391,22 +488,19 @@ pub(crate) fn secret_needs(c: &Config) -> Vec<SecretNeed> {
         }
     }
     if let Some(am) = c.alertmanager() {
-        let path = if c
-            .observability()
-            .and_then(|o| o.alertmanager.as_ref())
-            .is_some()
-        {
-            "observability_integration.alertmanager.auth.secret_ref"
-        } else {
-            "alertmanager_integration.auth.secret_ref"
-        };
+        let path = format!("{}.auth.secret_ref", alertmanager_path(c));
         match &am.auth {
             WebhookAuth::None => {}
-            WebhookAuth::Bearer { secret_ref } => need(path.into(), secret_ref, &["token"]),
-            WebhookAuth::Basic { secret_ref } => {
-                need(path.into(), secret_ref, &["username", "password"])
-            }
+            WebhookAuth::Bearer { secret_ref } => need(path, secret_ref, &["token"]),
+            WebhookAuth::Basic { secret_ref } => need(path, secret_ref, &["username", "password"]),
         }
+    }
+    if let Some(o) = &c.server.ops_auth {
+        need(
+            "server.ops_auth.secret_ref".into(),
+            &o.secret_ref,
+            &["token"],
+        );
     }
     if let Some(t) = c.ticketing() {
         if let Some(j) = &t.jira {

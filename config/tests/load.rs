@@ -69,6 +69,10 @@ fn production_example_has_every_section_and_upstream() {
         summary.contains("clusters [local, dev, staging, production]"),
         "{summary}"
     );
+    assert!(
+        summary.contains("listen: 0.0.0.0:8080, at most 1024 connections; /metrics and /v1/supervision need the bearer token of platform/sre-ops-token"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -214,4 +218,105 @@ fn environment_overrides_apply_and_are_checked() {
 fn yaml_syntax_errors_carry_a_line() {
     let errs = Config::parse("server:\n  listen: [\n", "broken.yaml").unwrap_err();
     assert!(errs.mentions("broken.yaml: not valid YAML (line"), "{errs}");
+}
+
+#[test]
+fn absurd_dedup_windows_and_a_retention_shorter_than_the_window_are_refused() {
+    let doc = |window: &str, retention: &str| {
+        format!(
+            "observability_integration:\n  enabled: true\n  alertmanager:\n    idempotency:\n      dedup_window: {window}\nintents:\n  sink: embedded\n  embedded:\n    retention_age: {retention}\n"
+        )
+    };
+    let errs = Config::parse(&doc("0s", "7d"), "w.yaml").unwrap_err();
+    assert!(
+        errs.mentions("w.yaml: observability_integration.alertmanager.idempotency.dedup_window: must be greater than zero"),
+        "{errs}"
+    );
+    let errs = Config::parse(&doc("25h", "7d"), "w.yaml").unwrap_err();
+    assert!(
+        errs.mentions("observability_integration.alertmanager.idempotency.dedup_window: 1day 1h is longer than 24h"),
+        "{errs}"
+    );
+    let errs = Config::parse(&doc("10m", "5m"), "w.yaml").unwrap_err();
+    assert!(
+        errs.mentions("w.yaml: intents.embedded.retention_age: 5m is shorter than observability_integration.alertmanager.idempotency.dedup_window (10m)"),
+        "{errs}"
+    );
+    assert_eq!(errs.0.len(), 1, "{errs}");
+    // Equal is enough; and the Kafka sink's retention is the broker's business.
+    Config::parse(&doc("10m", "10m"), "w.yaml").unwrap();
+    Config::parse(
+        &doc("10m", "5m").replace("sink: embedded", "sink: kafka"),
+        "w.yaml",
+    )
+    .unwrap();
+    let c = Config::parse(&doc("24h", "7d"), "w.yaml").unwrap();
+    assert_eq!(
+        c.alertmanager().unwrap().idempotency.dedup_window.as_secs(),
+        86400
+    );
+}
+
+#[test]
+fn server_limits_have_safe_defaults_and_are_checked() {
+    let c = Config::embedded();
+    assert_eq!(c.server.header_read_timeout.as_secs(), 10);
+    assert_eq!(c.server.request_timeout.as_secs(), 30);
+    assert_eq!(c.server.idle_timeout.as_secs(), 95);
+    assert_eq!(c.server.max_connections, 1024);
+    assert_eq!(c.alertmanager().unwrap().max_alerts, 1000);
+    assert!(c.server.ops_auth.is_none());
+
+    let text = "server:\n  header_read_timeout: 0s\n  request_timeout: 5s\n  max_connections: 0\n  ops_auth:\n    secret_ref: platform/ops-token\nobservability_integration:\n  enabled: true\n  alertmanager:\n    max_alerts: 0\n";
+    let errs = Config::parse(text, "s.yaml").unwrap_err();
+    for want in [
+        "s.yaml: server.header_read_timeout: must be greater than zero",
+        "s.yaml: server.request_timeout: 5s must be longer than intents.publish_timeout (10s)",
+        "s.yaml: server.max_connections: must be at least 1",
+        "s.yaml: observability_integration.alertmanager.max_alerts: must be at least 1",
+    ] {
+        assert!(errs.mentions(want), "missing {want:?} in\n{errs}");
+    }
+    assert_eq!(errs.0.len(), 4, "{errs}");
+
+    let c = Config::parse(
+        "server:\n  ops_auth:\n    secret_ref: platform/ops-token\n",
+        "s.yaml",
+    )
+    .unwrap();
+    assert!(c
+        .secret_needs()
+        .iter()
+        .any(|n| n.path == "server.ops_auth.secret_ref" && n.keys == ["token"]));
+}
+
+#[test]
+fn an_unauthenticated_webhook_is_refused_on_a_reachable_address_unless_allowed() {
+    let mut c = Config::embedded();
+    c.check_exposure("local.yaml").unwrap();
+    c.apply_env(|k| (k == "SRE_LISTEN_ADDR").then(|| "0.0.0.0:8080".to_string()))
+        .unwrap();
+    let errs = c.check_exposure("local.yaml").unwrap_err();
+    assert!(
+        errs.mentions("local.yaml: observability_integration.alertmanager.auth: the webhook has no authentication (type: none) but server.listen is 0.0.0.0:8080"),
+        "{errs}"
+    );
+    assert!(errs.mentions("allow_unauthenticated: true"), "{errs}");
+
+    let allowed = "observability_integration:\n  enabled: true\n  alertmanager:\n    allow_unauthenticated: true\nserver:\n  listen: 0.0.0.0:8080\n";
+    Config::parse(allowed, "a.yaml")
+        .unwrap()
+        .check_exposure("a.yaml")
+        .unwrap();
+    let legacy = "alertmanager_integration:\n  enabled: true\nserver:\n  listen: \"[::]:8080\"\n";
+    let errs = Config::parse(legacy, "l.yaml")
+        .unwrap()
+        .check_exposure("l.yaml")
+        .unwrap_err();
+    assert!(
+        errs.mentions("l.yaml: alertmanager_integration.auth: the webhook has no authentication"),
+        "{errs}"
+    );
+    let production = Config::load(&examples().join("production.yaml")).unwrap();
+    production.check_exposure("production.yaml").unwrap();
 }

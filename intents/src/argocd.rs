@@ -81,7 +81,7 @@ pub struct Subject<'a> {
 }
 
 /// A health state.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize)]
 pub struct HealthState<'a> {
     /// Health status (`Healthy`, `Degraded`, ..., `Deleted`).
     pub health: &'a str,

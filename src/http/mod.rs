@@ -1,25 +1,37 @@
 //! The operator HTTP surface: `GET /healthz`, `GET /readyz`, `GET /metrics`,
-//! `GET /v1/supervision`. Later areas (webhooks, tools) add their routes to the same router.
+//! `GET /v1/supervision`, `POST /v1/supervision/restart`. Later areas (webhooks, tools) add
+//! their routes to the same router.
+//!
+//! `/healthz` and `/readyz` are always open (probes). The other three take
+//! `Authorization: Bearer <token>` when `server.ops_auth` is configured; when its secret cannot
+//! be read they answer `503` rather than let anyone in.
+//!
+//! This module knows nothing of the wiring (`crate::app` depends on it, never the reverse):
+//! the names it shows come in [`OpsState`].
 //!
 //! # Layout
 //! - `server`: the `HttpServer` actor that owns the listener.
+//! - `serve`: the accept loop and the per-connection limits.
 //! - `tree`: the JSON supervision tree.
 
 pub mod exposition;
+pub mod serve;
 pub mod server;
 pub mod tree;
 
 use std::sync::Arc;
 
-use axum::extract::Query;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Query, Request};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use prometheus_client::registry::Registry;
 use ractor::ActorRef;
 use sre_actors::providers::CircuitBoard;
+use sre_config::SecretString;
 use sre_supervision::Observer;
 use sre_supervision::SupervisorMsg;
 
@@ -40,17 +52,84 @@ pub struct OpsState {
     pub root: Arc<std::sync::OnceLock<ActorRef<SupervisorMsg>>>,
     /// Whether the restart endpoint is served.
     pub allow_restart: bool,
+    /// Who may read `/metrics` and `/v1/supervision` and use the restart endpoint.
+    pub access: OpsAccess,
+    /// The root supervisor's name (the top of the tree).
+    pub root_name: &'static str,
+    /// The supervisor whose children are provider circuits (their breakers are shown).
+    pub circuits_supervisor: &'static str,
+}
+
+/// Access to the operator endpoints other than the probes.
+#[derive(Clone, Debug)]
+pub enum OpsAccess {
+    /// Anyone who reaches the port.
+    Open,
+    /// `Authorization: Bearer <token>`.
+    Bearer(SecretString),
+    /// A token is configured but could not be read: `503` with this reason.
+    Unavailable(String),
 }
 
 /// The operator routes.
 pub fn ops_router(state: OpsState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    let guarded = Router::new()
         .route("/metrics", get(metrics))
         .route("/v1/supervision", get(supervision))
         .route("/v1/supervision/restart", post(restart))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(guarded)
         .with_state(state)
+}
+
+/// Lets a request through when `server.ops_auth` allows it.
+async fn require_token(State(s): State<OpsState>, req: Request, next: Next) -> Response {
+    let token = match &s.access {
+        OpsAccess::Open => return next.run(req).await,
+        OpsAccess::Bearer(token) => token,
+        OpsAccess::Unavailable(why) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({
+                    "error": format!("operator credentials unavailable: {why}")
+                })),
+            )
+                .into_response()
+        }
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let ok = given.split_once(' ').is_some_and(|(scheme, cred)| {
+        scheme.eq_ignore_ascii_case("bearer")
+            && constant_time_eq(cred.trim().as_bytes(), token.expose().as_bytes())
+    });
+    if ok {
+        return next.run(req).await;
+    }
+    let why = if given.is_empty() {
+        "missing credentials (server.ops_auth)"
+    } else {
+        "invalid credentials (server.ops_auth)"
+    };
+    let mut resp = (
+        StatusCode::UNAUTHORIZED,
+        Json(serde_json::json!({"error": why})),
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    resp
+}
+
+/// Compares without leaking where the first difference is.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn healthz() -> &'static str {
@@ -92,7 +171,12 @@ async fn metrics(State(s): State<OpsState>, headers: HeaderMap) -> Response {
 }
 
 async fn supervision(State(s): State<OpsState>) -> Json<tree::Node> {
-    Json(tree::build(&s.observer, &s.circuits, crate::app::ROOT))
+    Json(tree::build(
+        &s.observer,
+        &s.circuits,
+        s.root_name,
+        s.circuits_supervisor,
+    ))
 }
 
 /// `?supervisor=providers&child=prometheus`.
@@ -120,7 +204,7 @@ async fn restart(State(s): State<OpsState>, Query(t): Query<RestartTarget>) -> R
             "the tree is still starting".into(),
         );
     };
-    let supervisor: ActorRef<SupervisorMsg> = if t.supervisor == crate::app::ROOT {
+    let supervisor: ActorRef<SupervisorMsg> = if t.supervisor == s.root_name {
         root.clone()
     } else {
         match ractor::call!(root, SupervisorMsg::Lookup, t.supervisor.clone()) {

@@ -1,15 +1,18 @@
 //! `HttpServer`: the actor that owns the listener. It binds in `pre_start` (a bind failure is a
-//! start failure, retried by its supervisor), serves the router on a task, fails if that task
-//! ends on its own, and on stop closes the listener and drains in-flight requests for up to
-//! `drain_timeout`.
+//! start failure, retried by its supervisor), serves the router on a task under the server's
+//! limits ([`super::serve`]), fails if that task ends on its own, and on stop closes the
+//! listener and drains in-flight requests for up to `drain_timeout`, then aborts the rest.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::serve::{serve, HttpMetrics, Limits};
 
 /// The actor.
 pub struct HttpServer;
@@ -25,6 +28,10 @@ pub struct HttpServerArgs {
     pub bound: watch::Sender<Option<SocketAddr>>,
     /// How long in-flight requests may take on shutdown.
     pub drain_timeout: Duration,
+    /// Timeouts and the connection limit.
+    pub limits: Limits,
+    /// Connection metrics.
+    pub metrics: HttpMetrics,
 }
 
 /// Messages.
@@ -33,11 +40,21 @@ pub enum HttpServerMsg {
     ServeEnded(String),
 }
 
-/// Private state.
+/// Private state. Dropping it (the actor was killed, so no `post_stop` runs) closes the
+/// listener and every connection at once.
 pub struct HttpServerState {
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
     drain_timeout: Duration,
+}
+
+impl Drop for HttpServerState {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }
 
 impl Actor for HttpServer {
@@ -56,22 +73,15 @@ impl Actor for HttpServer {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "HTTP server listening");
         args.bound.send_replace(Some(addr));
-        let (tx, rx) = oneshot::channel::<()>();
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
         let task = tokio::spawn(async move {
-            let result = axum::serve(listener, args.router)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-            let why = match result {
-                Ok(()) => "serve loop ended".to_owned(),
-                Err(e) => format!("serve loop failed: {e}"),
-            };
+            serve(listener, args.router, args.limits, args.metrics, token).await;
             // When shutdown was requested the actor is gone and this cast is a no-op.
-            let _ = myself.cast(HttpServerMsg::ServeEnded(why));
+            let _ = myself.cast(HttpServerMsg::ServeEnded("serve loop ended".into()));
         });
         Ok(HttpServerState {
-            shutdown: Some(tx),
+            shutdown,
             task: Some(task),
             drain_timeout: args.drain_timeout,
         })
@@ -93,9 +103,7 @@ impl Actor for HttpServer {
         _: ActorRef<HttpServerMsg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(tx) = state.shutdown.take() {
-            let _ = tx.send(());
-        }
+        state.shutdown.cancel();
         if let Some(mut task) = state.task.take() {
             if tokio::time::timeout(state.drain_timeout, &mut task)
                 .await

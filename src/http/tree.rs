@@ -57,8 +57,13 @@ impl From<CircuitSnapshot> for CircuitView {
     }
 }
 
-/// The tree under `root`.
-pub fn build(observer: &Observer, circuits: &CircuitBoard, root: &str) -> Node {
+/// The tree under `root`; the children of `circuits_supervisor` show their breakers.
+pub fn build(
+    observer: &Observer,
+    circuits: &CircuitBoard,
+    root: &str,
+    circuits_supervisor: &str,
+) -> Node {
     let all = observer.snapshot();
     let running = all.iter().any(|c| c.supervisor == root);
     Node {
@@ -70,11 +75,16 @@ pub fn build(observer: &Observer, circuits: &CircuitBoard, root: &str) -> Node {
         since: String::new(),
         retry_at: None,
         circuit: None,
-        children: children_of(&all, circuits, root),
+        children: children_of(&all, circuits, circuits_supervisor, root),
     }
 }
 
-fn children_of(all: &[ChildStatus], circuits: &CircuitBoard, supervisor: &str) -> Vec<Node> {
+fn children_of(
+    all: &[ChildStatus],
+    circuits: &CircuitBoard,
+    circuits_supervisor: &str,
+    supervisor: &str,
+) -> Vec<Node> {
     all.iter()
         .filter(|c| c.supervisor == supervisor)
         .map(|c| Node {
@@ -85,10 +95,10 @@ fn children_of(all: &[ChildStatus], circuits: &CircuitBoard, supervisor: &str) -
             actor_id: c.actor_id.clone(),
             since: c.since.clone(),
             retry_at: c.retry_at.clone(),
-            circuit: (supervisor == crate::app::PROVIDERS)
+            circuit: (supervisor == circuits_supervisor)
                 .then(|| circuits.get(&c.name).map(CircuitView::from))
                 .flatten(),
-            children: children_of(all, circuits, &c.name),
+            children: children_of(all, circuits, circuits_supervisor, &c.name),
         })
         .collect()
 }

@@ -1,16 +1,20 @@
 //! A fake ArgoCD API server: `GET /api/v1/applications` answering the real response shape
 //! (`{metadata, items[]}` with `status.health.status`, `status.sync.status`,
 //! `status.sync.revision`, `status.operationState.phase`, labels, project), filtered by the
-//! `selector` query (`key=value`), behind a bearer token, failing on command.
+//! `selector` query (`key=value`), behind a bearer token, failing on command: an error status,
+//! no answer, an answer padded past a size (streamed without `Content-Length`), or headers
+//! followed by a body that stalls.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 /// What the fake does with the next requests.
@@ -22,6 +26,11 @@ pub enum Mode {
     Status(u16),
     /// Never answer.
     Stall,
+    /// Answer normally, with the list padded by this many bytes and streamed in chunks
+    /// without a `Content-Length` (a client only learns the size by reading).
+    Oversized(usize),
+    /// Send 200 and the start of the list, then never finish the body.
+    StallBody,
 }
 
 struct Inner {
@@ -173,5 +182,27 @@ async fn list(
         )
             .into_response(),
         Mode::Stall => std::future::pending().await,
+        Mode::Oversized(padding) => {
+            let mut body = body;
+            body["metadata"]["padding"] = "x".repeat(padding).into();
+            let text = body.to_string().into_bytes();
+            let chunks: Vec<Result<Vec<u8>, std::convert::Infallible>> =
+                text.chunks(64 << 10).map(|c| Ok(c.to_vec())).collect();
+            (
+                [("content-type", "application/json")],
+                Body::from_stream(futures::stream::iter(chunks)),
+            )
+                .into_response()
+        }
+        Mode::StallBody => {
+            let start = futures::stream::iter([Ok::<_, std::convert::Infallible>(
+                "{\"metadata\": {}, \"items\": [".to_owned(),
+            )]);
+            (
+                [("content-type", "application/json")],
+                Body::from_stream(start.chain(futures::stream::pending())),
+            )
+                .into_response()
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! A scripted fake HTTP upstream. Replies are taken from a queue, in order, falling back to a
-//! default; each can set a status, headers and a JSON body, stall forever, or drop the
-//! connection. Every request is recorded (method, path and query, headers, body).
+//! default; each can set a status, headers and a JSON body, stream its body in chunks (without
+//! a `Content-Length`), send its headers and then stall mid-body, or stall forever. Every
+//! request is recorded (method, path and query, headers, body), and a test can wait for the
+//! n-th one to arrive.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -12,6 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::Router;
+use futures::StreamExt;
 
 /// What the fake does with one request.
 #[derive(Clone, Debug)]
@@ -24,6 +27,16 @@ pub enum Reply {
         headers: Vec<(String, String)>,
         /// Body (JSON unless a content type header says otherwise).
         body: String,
+    },
+    /// Send the status and headers, then these body chunks (chunked, no `Content-Length`),
+    /// then end the body — or, with `stall`, never end it.
+    Chunked {
+        /// HTTP status.
+        status: u16,
+        /// Body chunks, sent at once.
+        chunks: Vec<String>,
+        /// Keep the body open forever after the chunks.
+        stall: bool,
     },
     /// Never answer; the client has to time out.
     Stall,
@@ -47,6 +60,31 @@ impl Reply {
     /// 429 with `Retry-After: <secs>`.
     pub fn throttle(retry_after_secs: u64) -> Self {
         Reply::status(429).with_header("retry-after", &retry_after_secs.to_string())
+    }
+    /// 200 whose body is `prefix` and then nothing, never ending: the headers arrive, the
+    /// body stalls.
+    pub fn stall_body(prefix: &str) -> Self {
+        Reply::Chunked {
+            status: 200,
+            chunks: vec![prefix.to_owned()],
+            stall: true,
+        }
+    }
+    /// `status` with a body of `bytes` bytes (a JSON string), sent with a `Content-Length`.
+    pub fn sized(status: u16, bytes: usize) -> Self {
+        Reply::Respond {
+            status,
+            headers: Vec::new(),
+            body: format!("\"{}\"", "x".repeat(bytes.saturating_sub(2))),
+        }
+    }
+    /// 200 with `chunks` chunks of `chunk_bytes` bytes each, chunked (no `Content-Length`).
+    pub fn chunked(chunks: usize, chunk_bytes: usize) -> Self {
+        Reply::Chunked {
+            status: 200,
+            chunks: vec!["x".repeat(chunk_bytes); chunks],
+            stall: false,
+        }
     }
     /// Adds a header.
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
@@ -84,11 +122,22 @@ impl Recorded {
     }
 }
 
-#[derive(Default)]
 struct Script {
     queue: VecDeque<Reply>,
     default: Option<Reply>,
     seen: Vec<Recorded>,
+    arrived: tokio::sync::watch::Sender<usize>,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            queue: VecDeque::new(),
+            default: None,
+            seen: Vec::new(),
+            arrived: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 /// A running fake upstream; stops when dropped.
@@ -177,6 +226,16 @@ impl FakeUpstream {
     pub fn count(&self) -> usize {
         self.script.lock().expect("script").seen.len()
     }
+
+    /// Waits until at least `n` requests have been received (their replies may still be
+    /// under way).
+    pub async fn wait_for_requests(&self, n: usize) {
+        let mut arrived = self.script.lock().expect("script").arrived.subscribe();
+        arrived
+            .wait_for(|count| *count >= n)
+            .await
+            .expect("the fake's script outlives its server");
+    }
 }
 
 async fn handle(
@@ -194,6 +253,7 @@ async fn handle(
             headers,
             body,
         });
+        s.arrived.send_replace(s.seen.len());
         s.queue
             .pop_front()
             .or_else(|| s.default.clone())
@@ -206,6 +266,25 @@ async fn answer(mut reply: Reply) -> Response {
     loop {
         match reply {
             Reply::Stall => std::future::pending::<()>().await,
+            Reply::Chunked {
+                status,
+                chunks,
+                stall,
+            } => {
+                let sent = futures::stream::iter(
+                    chunks
+                        .into_iter()
+                        .map(|c| Ok::<_, std::convert::Infallible>(Bytes::from(c))),
+                );
+                let body = if stall {
+                    Body::from_stream(sent.chain(futures::stream::pending()))
+                } else {
+                    Body::from_stream(sent)
+                };
+                let mut resp = Response::new(body);
+                *resp.status_mut() = StatusCode::from_u16(status).expect("valid status");
+                return resp;
+            }
             Reply::Delay(d, next) => {
                 tokio::time::sleep(d).await;
                 reply = *next;

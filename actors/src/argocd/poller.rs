@@ -2,8 +2,10 @@
 //! environments do not poll in lockstep) it fetches `GET /api/v1/applications` through the
 //! environment's circuit `argocd:<env>`, and emits `RecordFleetStateRequested` plus a
 //! `RecordHealthCheckRequested` per application whose health or sync changed (each one on the
-//! first poll; deletions too). What it last saw is replaced only once those intents are
-//! accepted, so a failed emit is retried on the next poll.
+//! first poll; deletions too). Health intents go through the shared claim protocol
+//! ([`crate::ingest::claim`]), so a poller restarted within the dedup window re-sends none of
+//! the baseline it already published. What it last saw is replaced only once those intents
+//! are accepted, so a failed emit is retried on the next poll.
 //!
 //! Failures: a failed poll (5xx, timeout, open circuit) never produces a fleet intent; the next
 //! poll waits twice as long each time (up to 8 intervals), and after `MAX_FAILURES` in a row the
@@ -25,10 +27,13 @@ use sre_intents::record::RecordMeta;
 use sre_intents::{IntentRecord, IntentType};
 use sre_supervision::Readiness;
 use tokio::time::Instant;
+use tracing::Instrument;
 
-use super::app::{changes, parse, AppState};
+use super::app::{changes, parse, AppState, Change};
 use super::metrics::{AppLabels, ArgoMetrics, EnvLabel, PollLabels};
-use crate::emit::Emitter;
+use crate::emit::EmitError;
+use crate::ingest::claim::{Delivered, Delivery};
+use crate::ingest::dedup::key_hash;
 use crate::providers::UpstreamClient;
 use crate::timer::Timer;
 
@@ -36,6 +41,10 @@ use crate::timer::Timer;
 pub const MAX_FAILURES: u32 = 5;
 /// Bodies larger than this are parsed on a blocking thread.
 const INLINE_PARSE_BYTES: usize = 256 * 1024;
+/// The largest applications list read (about 28,000 applications of ArgoCD's usual size); a
+/// larger one fails the poll with `body larger than …`, and reading it must end within the
+/// upstream timeout.
+pub const MAX_LIST_BYTES: usize = 16 << 20;
 
 /// The actor.
 pub struct EnvPoller;
@@ -55,8 +64,8 @@ pub struct PollerArgs {
     pub topic: String,
     /// `ce_source`.
     pub source: String,
-    /// Where intents go.
-    pub emitter: Emitter,
+    /// Where intents go (claimed as `DedupSource::Argocd`).
+    pub delivery: Delivery,
     /// Metrics.
     pub metrics: ArgoMetrics,
     /// Readiness, for the `misconfigured` detail.
@@ -125,7 +134,11 @@ impl Actor for EnvPoller {
         state: &mut PollerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            PollerMsg::Poll => on_poll(&myself, state).await,
+            PollerMsg::Poll => {
+                // One span per poll: its outbound call and its intents belong to it.
+                let span = tracing::info_span!("argocd_poll", env = %state.args.env.name);
+                on_poll(&myself, state).instrument(span).await
+            }
         }
     }
 }
@@ -237,9 +250,10 @@ async fn fetch(state: &mut PollerState) -> Result<BTreeMap<String, AppState>, Po
             .join("api/v1/applications")
             .map_err(|e| PollError::Failed(e.to_string()))?;
         let (env, token) = (&state.args.env, state.token.clone());
+        let limit = state.client.body_limit().with_max_bytes(MAX_LIST_BYTES);
         let resp = state
             .client
-            .send(None, |http| {
+            .send_limited(None, limit, |http| {
                 let mut req = http.get(url.clone());
                 for p in &env.projects {
                     req = req.query(&[("projects", p)]);
@@ -270,10 +284,7 @@ async fn fetch(state: &mut PollerState) -> Result<BTreeMap<String, AppState>, Po
         if !status.is_success() {
             return Err(PollError::Failed(format!("HTTP {status}")));
         }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| PollError::Failed(e.to_string()))?;
+        let body = resp.into_body();
         let parsed = if body.len() > INLINE_PARSE_BYTES {
             tokio::task::spawn_blocking(move || parse(&body))
                 .await
@@ -286,12 +297,16 @@ async fn fetch(state: &mut PollerState) -> Result<BTreeMap<String, AppState>, Po
 }
 
 /// Emits the fleet and the changes; remembers `apps` once they are accepted.
-async fn report(state: &mut PollerState, apps: BTreeMap<String, AppState>) -> Result<(), String> {
+async fn report(
+    state: &mut PollerState,
+    apps: BTreeMap<String, AppState>,
+) -> Result<(), EmitError> {
     let args = &state.args;
     let env = args.env.name.as_str();
     let now = chrono::Utc::now();
     let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let correlation_id = uuid::Uuid::new_v4().to_string();
+    let traceparent = crate::trace::current();
     let meta = |kind, key: String, idempotency_key: String| RecordMeta {
         topic: &args.topic,
         kind,
@@ -299,28 +314,39 @@ async fn report(state: &mut PollerState, apps: BTreeMap<String, AppState>) -> Re
         key,
         idempotency_key,
         correlation_id: &correlation_id,
-        traceparent: None,
+        traceparent: traceparent.as_deref(),
         time: &at,
     };
-    let mut records = Vec::new();
-    for c in changes(state.last.as_ref(), &apps) {
-        let deleted = c.reason == "deleted";
-        let current = HealthState {
-            health: if deleted {
-                "Deleted"
-            } else {
-                &c.current.health
-            },
-            sync: if deleted { "Unknown" } else { &c.current.sync },
-            revision: c.current.revision.as_deref().filter(|_| !deleted),
-        };
-        let idempotency_key = format!(
-            "argocd:{env}:{}:{}:{}:{}",
-            c.name,
-            current.health,
-            current.sync,
-            current.revision.unwrap_or("-")
-        );
+    let changes: Vec<(Change, HealthState)> = changes(state.last.as_ref(), &apps)
+        .into_iter()
+        .map(|c| {
+            let deleted = c.reason == "deleted";
+            let current = HealthState {
+                health: if deleted {
+                    "Deleted"
+                } else {
+                    &c.current.health
+                },
+                sync: if deleted { "Unknown" } else { &c.current.sync },
+                revision: c.current.revision.as_deref().filter(|_| !deleted),
+            };
+            (c, current)
+        })
+        .collect();
+    let idempotency_keys: Vec<String> = changes
+        .iter()
+        .map(|(c, current)| {
+            format!(
+                "argocd:{env}:{}:{}:{}:{}",
+                c.name,
+                current.health,
+                current.sync,
+                current.revision.unwrap_or("-")
+            )
+        })
+        .collect();
+    let health_record = |i: usize| -> Result<IntentRecord, EmitError> {
+        let (c, current) = &changes[i];
         let payload = RecordHealthCheckRequested {
             source: "argocd",
             environment: env,
@@ -334,22 +360,19 @@ async fn report(state: &mut PollerState, apps: BTreeMap<String, AppState>) -> Re
                 sync: &p.sync,
                 revision: p.revision.as_deref(),
             }),
-            current,
+            current: *current,
             reason: c.reason,
             observed_at: &at,
         };
-        records.push(
-            IntentRecord::new(
-                meta(
-                    IntentType::RecordHealthCheckRequested,
-                    format!("argocd:{env}/{}", c.name),
-                    idempotency_key,
-                ),
-                &payload,
-            )
-            .map_err(|e| e.to_string())?,
-        );
-    }
+        Ok(IntentRecord::new(
+            meta(
+                IntentType::RecordHealthCheckRequested,
+                format!("argocd:{env}/{}", c.name),
+                idempotency_keys[i].clone(),
+            ),
+            &payload,
+        )?)
+    };
     // Every standard status is present (zero when none), others are added as seen.
     let mut health: BTreeMap<&str, usize> = [
         "Healthy",
@@ -400,18 +423,32 @@ async fn report(state: &mut PollerState, apps: BTreeMap<String, AppState>) -> Re
         unhealthy,
         out_of_sync,
     };
-    records.push(
-        IntentRecord::new(
-            meta(
-                IntentType::RecordFleetStateRequested,
-                format!("fleet:{env}"),
-                format!("fleet:{env}:{}", now.timestamp_millis()),
-            ),
-            &fleet,
-        )
-        .map_err(|e| e.to_string())?,
-    );
-    args.emitter.emit(records).await?;
+    let fleet = IntentRecord::new(
+        meta(
+            IntentType::RecordFleetStateRequested,
+            format!("fleet:{env}"),
+            format!("fleet:{env}:{}", now.timestamp_millis()),
+        ),
+        &fleet,
+    )?;
+    // The fleet state goes out with every poll, unclaimed (its key is the poll's time); the
+    // health changes only when fresh.
+    let keys = idempotency_keys.iter().map(|k| key_hash(k)).collect();
+    let delivered = args
+        .delivery
+        .deliver(keys, |fresh| {
+            let mut records = fresh
+                .iter()
+                .map(|i| health_record(*i))
+                .collect::<Result<Vec<_>, _>>()?;
+            records.push(fleet);
+            Ok(records)
+        })
+        .await?;
+    if delivered.contains(&Delivered::Undecided) {
+        return Err(EmitError::Undecided);
+    }
+    drop(changes);
 
     let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
     for a in apps.values() {

@@ -160,8 +160,21 @@ pub enum Claim {
     Fresh,
     /// Published within the window.
     Duplicate,
-    /// Being published by another request; resolves to whether that became durable.
+    /// Being published by another request; resolves to whether that became durable (`false`
+    /// too when that claim is released without a settle: its owner left, or its lease ran out).
     Pending(oneshot::Receiver<bool>),
+}
+
+/// Why a claim was refused as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimRefused {
+    /// The window and the claims in flight already hold `max_entries` keys. Nothing was
+    /// claimed; the sender retries later (never evicting: an evicted key would be re-published).
+    #[error("the deduplication window is full ({max} keys); retry later")]
+    WindowFull {
+        /// The configured bound.
+        max: usize,
+    },
 }
 
 /// Supplies the recent idempotency keys (and their append times in ms since the epoch) the
@@ -175,6 +188,12 @@ pub struct Dedup;
 pub struct DedupArgs {
     /// Window length.
     pub window: Duration,
+    /// Most keys held at once (window entries plus claims in flight).
+    pub max_entries: usize,
+    /// How long a claim may stay in flight without a settle before the actor releases it (as
+    /// not durable). Longer than any publish its owner waits for, so it only frees claims
+    /// whose owner is gone without a trace.
+    pub claim_lease: Duration,
     /// The shared window (also read by the webhook).
     pub shared: Arc<Window>,
     /// Where callers find it.
@@ -190,14 +209,38 @@ pub struct DedupArgs {
 pub enum DedupSource {
     /// The AlertManager webhook (`am:` keys).
     Alertmanager,
-    /// Kubernetes Warning events (`k8sevent:` keys).
+    /// Kubernetes health transitions and Warning events (`k8s:`, `k8sevent:` keys).
     Kubernetes,
+    /// ArgoCD application health (`argocd:` keys).
+    Argocd,
 }
+
+impl DedupSource {
+    const ALL: [DedupSource; 3] = [
+        DedupSource::Alertmanager,
+        DedupSource::Kubernetes,
+        DedupSource::Argocd,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DedupSource::Alertmanager => "alertmanager",
+            DedupSource::Kubernetes => "kubernetes",
+            DedupSource::Argocd => "argocd",
+        }
+    }
+}
+
+/// The answer to a [`DedupMsg::Claim`].
+pub type ClaimReply = Result<Vec<Claim>, ClaimRefused>;
 
 /// Messages.
 pub enum DedupMsg {
-    /// Claims keys (distinct within the call), answering one [`Claim`] each, in order.
-    Claim(DedupSource, Vec<u64>, RpcReplyPort<Vec<Claim>>),
+    /// Claims keys (distinct within the call), answering one [`Claim`] each, in order, or
+    /// refusing them all. If the requester is gone by the time the answer is sent, its fresh
+    /// keys are released at once.
+    Claim(DedupSource, Vec<u64>, RpcReplyPort<ClaimReply>),
     /// Releases claimed keys: into the window when `durable`, else forgotten.
     Settle {
         /// The keys claimed fresh.
@@ -207,17 +250,48 @@ pub enum DedupMsg {
     },
     /// How many keys are in the window.
     Len(RpcReplyPort<usize>),
+    /// How many keys are claimed and not settled.
+    InFlight(RpcReplyPort<usize>),
+    /// Releases claims whose lease ran out (sent to itself periodically).
+    Sweep,
 }
+
+/// A key being published, and who waits for its outcome.
+struct InFlight {
+    /// The claim's lease ends here.
+    until: Instant,
+    waiters: Vec<oneshot::Sender<bool>>,
+}
+
+/// Aborts the sweep timer when the state drops (ractor runs no `post_stop` for a killed actor).
+struct Ticker(tokio::task::JoinHandle<()>);
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Decision counters of one source: new, duplicate, in_flight, window_full.
+type Decisions = [Counter; 4];
 
 /// Private state.
 pub struct DedupState {
     window: Duration,
+    max_entries: usize,
+    lease: Duration,
     shared: Arc<Window>,
     queue: VecDeque<(u64, u64)>,
-    in_flight: Map<Vec<oneshot::Sender<bool>>>,
+    in_flight: Map<InFlight>,
+    /// Claims in lease order (every lease has the same length); stale entries (settled keys,
+    /// re-claimed keys) are skipped when swept.
+    leases: VecDeque<(Instant, u64)>,
     slot: ActorSlot<DedupMsg>,
     entries: Gauge,
-    decisions: [[Counter; 3]; 2],
+    in_flight_gauge: Gauge,
+    released: [Counter; 2],
+    decisions: [Decisions; 3],
+    _ticker: Ticker,
 }
 
 impl Actor for Dedup {
@@ -230,16 +304,25 @@ impl Actor for Dedup {
         myself: ActorRef<DedupMsg>,
         args: DedupArgs,
     ) -> Result<DedupState, ActorProcessingErr> {
+        let sweep_every = (args.claim_lease / 2).max(Duration::from_millis(100));
         let mut state = DedupState {
             window: args.window,
+            max_entries: args.max_entries,
+            lease: args.claim_lease,
             shared: args.shared,
             queue: VecDeque::new(),
             in_flight: Map::default(),
+            leases: VecDeque::new(),
             slot: args.slot,
             entries: args.metrics.window_entries("all"),
-            decisions: ["alertmanager", "kubernetes"].map(|source| {
-                ["new", "duplicate", "in_flight"].map(|d| args.metrics.decision(source, d))
+            in_flight_gauge: args.metrics.claims_in_flight(),
+            released: ["requester_gone", "lease_expired"]
+                .map(|reason| args.metrics.claims_released(reason)),
+            decisions: DedupSource::ALL.map(|source| {
+                ["new", "duplicate", "in_flight", "window_full"]
+                    .map(|d| args.metrics.decision(source.as_str(), d))
             }),
+            _ticker: Ticker(myself.send_interval(sweep_every, || DedupMsg::Sweep)),
         };
         let (rebuild, window) = (args.rebuild.clone(), args.window);
         let recent = tokio::task::spawn_blocking(move || rebuild(window))
@@ -261,6 +344,14 @@ impl Actor for Dedup {
         // Entries came in append order; a restart's queue is ordered by expiry again.
         state.queue.make_contiguous().sort_unstable();
         state.entries.set(state.shared.len() as i64);
+        state.in_flight_gauge.set(0);
+        if state.shared.len() > state.max_entries {
+            tracing::warn!(
+                entries = state.shared.len(),
+                max_entries = state.max_entries,
+                "the rebuilt dedup window holds more keys than max_entries: new keys are refused until it drains"
+            );
+        }
         tracing::info!(entries = rebuilt, "dedup window rebuilt from the sink");
         state.slot.publish(myself);
         Ok(state)
@@ -287,6 +378,10 @@ impl Actor for Dedup {
             DedupMsg::Len(reply) => {
                 let _ = reply.send(state.shared.len());
             }
+            DedupMsg::InFlight(reply) => {
+                let _ = reply.send(state.in_flight.len());
+            }
+            DedupMsg::Sweep => on_sweep(state),
         };
         Ok(())
     }
@@ -309,16 +404,76 @@ impl DedupState {
             self.shared.remove_if_expired(key, now);
         }
     }
+
+    /// Forgets an in-flight key, telling its waiters whether it became durable.
+    fn release(&mut self, key: u64, durable: bool) -> bool {
+        let Some(claim) = self.in_flight.remove(&key) else {
+            return false;
+        };
+        for w in claim.waiters {
+            let _ = w.send(durable);
+        }
+        true
+    }
+
+    /// Releases (as not durable) the claims whose lease ran out.
+    fn sweep_leases(&mut self) {
+        let now = Instant::now();
+        while let Some(&(until, key)) = self.leases.front() {
+            if until > now {
+                break;
+            }
+            self.leases.pop_front();
+            // Settled keys are gone already; a key claimed again since has a later lease.
+            if self.in_flight.get(&key).is_some_and(|c| c.until <= now) {
+                self.release(key, false);
+                self.released[1].inc();
+                tracing::warn!(
+                    key,
+                    lease_ms = self.lease.as_millis() as u64,
+                    "a dedup claim was never settled; released as not durable"
+                );
+            }
+        }
+        if self.leases.len() > 2 * self.in_flight.len() + 1024 {
+            // Settled keys leave their lease entries behind: drop them in one pass.
+            let in_flight = &self.in_flight;
+            self.leases.retain(|(_, k)| in_flight.contains_key(k));
+        }
+    }
+
+    fn update_gauges(&self) {
+        self.entries.set(self.shared.len() as i64);
+        self.in_flight_gauge.set(self.in_flight.len() as i64);
+    }
 }
 
 fn on_claim(
     state: &mut DedupState,
     source: DedupSource,
     keys: Vec<u64>,
-    reply: RpcReplyPort<Vec<Claim>>,
+    reply: RpcReplyPort<ClaimReply>,
 ) {
     state.expire();
+    state.sweep_leases();
     let decisions = &state.decisions[source as usize];
+    if reply.is_closed() {
+        // The requester left while the claim was queued: claim nothing.
+        return;
+    }
+    let new = keys
+        .iter()
+        .filter(|k| !state.shared.contains(**k) && !state.in_flight.contains_key(k))
+        .count();
+    if new > 0 && state.shared.len() + state.in_flight.len() + new > state.max_entries {
+        decisions[3].inc_by(keys.len() as u64);
+        let _ = reply.send(Err(ClaimRefused::WindowFull {
+            max: state.max_entries,
+        }));
+        return;
+    }
+    let until = Instant::now() + state.lease;
+    let mut fresh = Vec::new();
     let claims = keys
         .into_iter()
         .map(|key| {
@@ -327,36 +482,52 @@ fn on_claim(
                 return Claim::Duplicate;
             }
             match state.in_flight.entry(key) {
-                Entry::Occupied(mut waiters) => {
+                Entry::Occupied(mut claim) => {
                     let (tx, rx) = oneshot::channel();
-                    waiters.get_mut().push(tx);
+                    claim.get_mut().waiters.push(tx);
                     decisions[2].inc();
                     Claim::Pending(rx)
                 }
                 Entry::Vacant(v) => {
-                    v.insert(Vec::new());
+                    v.insert(InFlight {
+                        until,
+                        waiters: Vec::new(),
+                    });
+                    state.leases.push_back((until, key));
+                    fresh.push(key);
                     decisions[0].inc();
                     Claim::Fresh
                 }
             }
         })
         .collect();
-    state.entries.set(state.shared.len() as i64);
-    let _ = reply.send(claims);
+    if reply.send(Ok(claims)).is_err() {
+        // Gone between the check and the answer: nobody will settle these.
+        for key in fresh {
+            state.release(key, false);
+            state.released[0].inc();
+        }
+    }
+    state.update_gauges();
 }
 
 fn on_settle(state: &mut DedupState, keys: Vec<u64>, durable: bool) {
     let until = state.shared.ms(Instant::now() + state.window);
     for key in keys {
-        let waiters = state.in_flight.remove(&key).unwrap_or_default();
+        // A settle after the lease ran out (or after a restart of this actor) still records
+        // what became durable.
+        state.release(key, durable);
         if durable {
             state.insert(key, until);
         }
-        for w in waiters {
-            let _ = w.send(durable);
-        }
     }
-    state.entries.set(state.shared.len() as i64);
+    state.update_gauges();
+}
+
+fn on_sweep(state: &mut DedupState) {
+    state.expire();
+    state.sweep_leases();
+    state.update_gauges();
 }
 
 #[cfg(test)]

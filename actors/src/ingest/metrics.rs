@@ -2,8 +2,12 @@
 //!
 //! - `sre_webhook_requests_total{webhook,code}`: requests by HTTP status.
 //! - `sre_webhook_alerts_total{webhook,status}`: alerts received, `status` ∈ firing, resolved.
-//! - `sre_dedup_decisions_total{source,decision}`: `decision` ∈ new, duplicate, in_flight.
+//! - `sre_dedup_decisions_total{source,decision}`: `decision` ∈ new, duplicate, in_flight,
+//!   window_full (refused: the window holds `max_entries` keys).
 //! - `sre_dedup_window_entries{source}`: keys in the window.
+//! - `sre_dedup_claims_in_flight`: keys claimed and not yet settled.
+//! - `sre_dedup_claims_released_total{reason}`: claims released without a settle from their
+//!   owner, `reason` ∈ requester_gone (it left before the answer), lease_expired.
 //! - `sre_intents_published_total{type,sink}`: intents made durable.
 //! - `sre_intent_publish_failures_total{sink,reason}`: failed publishes, `reason` ∈ io,
 //!   closed, timeout, kafka, unavailable.
@@ -51,6 +55,13 @@ pub struct SourceLabel {
     pub source: &'static str,
 }
 
+/// `{reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why.
+    pub reason: &'static str,
+}
+
 /// `{type,sink}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PublishedLabels {
@@ -87,6 +98,8 @@ pub struct IngestMetrics {
     alerts: Family<AlertLabels, Counter>,
     decisions: Family<DecisionLabels, Counter>,
     entries: Family<SourceLabel, Gauge>,
+    in_flight: Gauge,
+    released: Family<ReasonLabel, Counter>,
     published: Family<PublishedLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
     duration: Family<SinkLabel, Histogram, fn() -> Histogram>,
@@ -100,6 +113,8 @@ impl IngestMetrics {
             alerts: Family::default(),
             decisions: Family::default(),
             entries: Family::default(),
+            in_flight: Gauge::default(),
+            released: Family::default(),
             published: Family::default(),
             failures: Family::default(),
             duration: Family::new_with_constructor(publish_histogram),
@@ -123,6 +138,16 @@ impl IngestMetrics {
             "sre_dedup_window_entries",
             "Keys in the deduplication window",
             m.entries.clone(),
+        );
+        registry.register(
+            "sre_dedup_claims_in_flight",
+            "Keys claimed and not yet settled",
+            m.in_flight.clone(),
+        );
+        registry.register(
+            "sre_dedup_claims_released",
+            "Claims released without a settle from their owner, by reason",
+            m.released.clone(),
         );
         registry.register(
             "sre_intents_published",
@@ -163,6 +188,14 @@ impl IngestMetrics {
     /// The window gauge.
     pub fn window_entries(&self, source: &'static str) -> Gauge {
         self.entries.get_or_create(&SourceLabel { source }).clone()
+    }
+    /// The in-flight claims gauge.
+    pub fn claims_in_flight(&self) -> Gauge {
+        self.in_flight.clone()
+    }
+    /// A released-claims counter.
+    pub fn claims_released(&self, reason: &'static str) -> Counter {
+        self.released.get_or_create(&ReasonLabel { reason }).clone()
     }
     /// A published counter.
     pub fn published(&self, r#type: &'static str, sink: &'static str) -> Counter {

@@ -1,22 +1,28 @@
 //! `POST /webhooks/alertmanager` (the path is configurable): authenticate, validate, prepare,
 //! then the delivery semantics of DESIGN §3.2 —
 //!
-//! 1. claim every distinct idempotency key at the `Dedup` actor;
+//! 1. claim every distinct idempotency key at the `Dedup` actor (the shared protocol of
+//!    [`super::claim`]);
 //! 2. translate the fresh ones (`AlertRouter`) and publish them (`IntentPublisher`) on a task
-//!    of their own, which settles the claims with the real outcome even if the client hangs up;
+//!    of their own, which settles the claims with the real outcome even if the client hangs up
+//!    (bounded by the delivery's deadline; a dropped task releases them);
 //! 3. answer `200` only when every fresh intent is durable and every key another request was
 //!    publishing became durable too; otherwise `503` with `Retry-After`, and nothing is
-//!    recorded in the window, so AlertManager's retry is accepted as new.
+//!    recorded in the window, so AlertManager's retry is accepted as new. A full window
+//!    (`max_entries`) is a `503` too: nothing is evicted to make room.
+//!
+//! Credentials and the content type are checked on the request's head, before a byte of the
+//! body is read: an unauthenticated client cannot make the server buffer anything.
 //!
 //! Errors are JSON: `{"error": "...", "field": "alerts[0].startsAt"}` with 400 (bad payload),
-//! 401 (credentials), 413 (body too large), 415 (not JSON), 503 (sink or actors unavailable).
+//! 401 (credentials), 413 (body too large, or more alerts than `max_alerts`), 415 (not JSON),
+//! 503 (sink or actors unavailable).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -26,14 +32,16 @@ use prometheus_client::metrics::counter::Counter;
 use serde_json::json;
 use sre_config::{KeySource, SecretString};
 use sre_supervision::ActorSlot;
+use tracing::Instrument;
 
 use super::batch::AlertBatch;
-use super::dedup::{Claim, DedupMsg, DedupSource, Window};
+use super::claim::{Delivery, FreshClaims};
+use super::dedup::{DedupMsg, DedupSource, Window};
 use super::metrics::IngestMetrics;
 use super::payload;
 use super::publisher::PublisherMsg;
 use super::router::RouterMsg;
-use crate::emit::Emitter;
+use crate::emit::{EmitError, Emitter};
 
 /// The `webhook` metric label.
 const WEBHOOK: &str = "alertmanager";
@@ -96,11 +104,11 @@ struct Inner {
     expected: Option<(&'static str, SecretString)>,
     unavailable: Option<String>,
     key_source: KeySource,
+    max_alerts: usize,
     publish_timeout: Duration,
     window: Arc<Window>,
-    dedup: ActorSlot<DedupMsg>,
+    delivery: Delivery,
     router: ActorSlot<RouterMsg>,
-    publisher: Emitter,
     counters: Counters,
 }
 
@@ -114,8 +122,13 @@ pub struct WebhookParts {
     pub auth: Auth,
     /// Fingerprint source.
     pub key_source: KeySource,
+    /// Most alerts in one request; more are answered 413.
+    pub max_alerts: usize,
     /// Longest wait for durability before a 503.
     pub publish_timeout: Duration,
+    /// Longest a publish may go on after the request was answered, settling its claims with
+    /// the real outcome (the dedup actor's claim lease is a little longer).
+    pub settle_timeout: Duration,
     /// The dedup window, shared with the dedup actor.
     pub window: Arc<Window>,
     /// The dedup actor.
@@ -166,11 +179,16 @@ impl Webhook {
             expected: p.auth.expected(),
             unavailable,
             key_source: p.key_source,
+            max_alerts: p.max_alerts,
             publish_timeout: p.publish_timeout,
             window: p.window,
-            dedup: p.dedup,
+            delivery: Delivery::new(
+                Some(p.dedup),
+                DedupSource::Alertmanager,
+                Emitter::Publisher(p.publisher),
+                p.settle_timeout,
+            ),
             router: p.router,
-            publisher: Emitter::Publisher(p.publisher),
             counters: Counters {
                 by_code: codes
                     .iter()
@@ -233,13 +251,11 @@ impl Webhook {
         }
     }
 
-    async fn accept(
-        &self,
-        headers: &HeaderMap,
-        body: Result<Bytes, BytesRejection>,
-    ) -> Result<Summary, Rejection> {
+    /// Checks the head (credentials, content type), then reads the body within the limit,
+    /// parses and ingests it.
+    async fn accept(&self, req: Request) -> Result<Summary, Rejection> {
+        let headers = req.headers();
         self.authorize(headers)?;
-        let body = body.map_err(|r| Rejection::new(r.status(), r.body_text()))?;
         let json = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -251,11 +267,39 @@ impl Webhook {
                 "expected Content-Type: application/json",
             ));
         }
+        let correlation_id = headers
+            .get("x-correlation-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map(str::to_owned);
+        // The request's span continues the sender's trace; intents carry the span's context
+        // (or, with no trace recorded here, the sender's own).
+        let traceparent = crate::trace::current().or_else(|| {
+            headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
+        // Only now is the body read, within the route's `DefaultBodyLimit`.
+        let body = Bytes::from_request(req, &())
+            .await
+            .map_err(|r| Rejection::new(r.status(), r.body_text()))?;
         let payload = payload::parse(&body).map_err(|e| Rejection {
             status: StatusCode::BAD_REQUEST,
             error: e.reason,
             field: (!e.field.is_empty()).then_some(e.field),
         })?;
+        if payload.alerts.len() > self.0.max_alerts {
+            return Err(Rejection {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                error: format!(
+                    "{} alerts in one notification; at most {} are accepted (set max_alerts in AlertManager's webhook_configs)",
+                    payload.alerts.len(),
+                    self.0.max_alerts
+                ),
+                field: Some("alerts".into()),
+            });
+        }
         for a in &payload.alerts {
             if a.status == "firing" {
                 self.0.counters.firing.inc();
@@ -263,15 +307,6 @@ impl Webhook {
                 self.0.counters.resolved.inc();
             }
         }
-        let correlation_id = headers
-            .get("x-correlation-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 128)
-            .map(str::to_owned);
-        let traceparent = headers
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
         let batch = Arc::new(AlertBatch::prepare(
             payload,
             self.0.key_source,
@@ -283,12 +318,6 @@ impl Webhook {
 
     /// Claims, publishes and waits, as the module documentation describes.
     async fn ingest(&self, batch: Arc<AlertBatch>) -> Result<Summary, Rejection> {
-        let unavailable = |what: &str| {
-            Rejection::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{what} unavailable; retry"),
-            )
-        };
         let firsts: Vec<usize> = (0..batch.alerts.len())
             .filter(|i| batch.alerts[*i].first)
             .collect();
@@ -306,58 +335,36 @@ impl Webhook {
                 duplicates: firsts.len(),
             });
         }
-        let dedup = self
-            .0
-            .dedup
-            .get()
-            .ok_or_else(|| unavailable("deduplication"))?;
-        let keys = firsts.iter().map(|i| batch.alerts[*i].hash).collect();
-        let claims = ractor::call!(dedup, DedupMsg::Claim, DedupSource::Alertmanager, keys)
-            .map_err(|_| unavailable("deduplication"))?;
-
-        let mut fresh = Vec::new();
-        let mut pending = Vec::new();
-        let mut duplicates = 0usize;
-        for (i, claim) in firsts.iter().zip(claims) {
-            match claim {
-                Claim::Fresh => fresh.push(*i),
-                Claim::Duplicate => duplicates += 1,
-                Claim::Pending(rx) => pending.push(rx),
-            }
-        }
-        let published = fresh.len();
         let deadline = tokio::time::Instant::now() + self.0.publish_timeout;
+        let keys = firsts.iter().map(|i| batch.alerts[*i].hash).collect();
+        let claimed = match tokio::time::timeout_at(deadline, self.0.delivery.claim(keys)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(unavailable(e.to_string())),
+            Err(_) => return Err(unavailable("deduplication did not answer in time".into())),
+        };
+        let fresh: Vec<usize> = claimed
+            .fresh_indices()
+            .into_iter()
+            .map(|i| firsts[i])
+            .collect();
+        let mut duplicates = claimed.verdicts.len() - fresh.len() - claimed.in_flight.len();
+        let published = fresh.len();
         if !fresh.is_empty() {
-            let task = tokio::spawn(publish(self.0.clone(), dedup, batch.clone(), fresh));
+            let task = tokio::spawn(publish(self.0.clone(), batch.clone(), fresh, claimed.fresh));
             match tokio::time::timeout_at(deadline, task).await {
                 Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(why))) => {
-                    return Err(Rejection::new(StatusCode::SERVICE_UNAVAILABLE, why))
-                }
-                Ok(Err(join)) => {
-                    return Err(Rejection::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("publish task failed: {join}"),
-                    ))
-                }
-                Err(_) => {
-                    return Err(Rejection::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "intents not durable in time; retry",
-                    ))
-                }
+                Ok(Ok(Err(why))) => return Err(unavailable(format!("{why}; retry"))),
+                Ok(Err(join)) => return Err(unavailable(format!("publish task failed: {join}"))),
+                Err(_) => return Err(unavailable("intents not durable in time; retry".into())),
             }
         }
-        for rx in pending {
-            match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(true)) => duplicates += 1,
-                _ => {
-                    return Err(Rejection::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "a concurrent delivery of the same alert failed; retry",
-                    ))
-                }
+        for (_, durable) in claimed.in_flight.outcomes(deadline).await {
+            if !durable {
+                return Err(unavailable(
+                    "a concurrent delivery of the same alert failed; retry".into(),
+                ));
             }
+            duplicates += 1;
         }
         Ok(Summary {
             alerts: batch.alerts.len(),
@@ -367,47 +374,46 @@ impl Webhook {
     }
 }
 
+fn unavailable(why: String) -> Rejection {
+    Rejection::new(StatusCode::SERVICE_UNAVAILABLE, why)
+}
+
 /// Translate, publish, settle. Runs on its own task so the claims are settled with the real
-/// outcome whatever happens to the request.
+/// outcome whatever happens to the request (and, should the task itself be dropped, `fresh`
+/// releases them).
 async fn publish(
     inner: Arc<Inner>,
-    dedup: ractor::ActorRef<DedupMsg>,
     batch: Arc<AlertBatch>,
-    fresh: Vec<usize>,
-) -> Result<(), String> {
-    let keys: Vec<u64> = fresh.iter().map(|i| batch.alerts[*i].hash).collect();
+    at: Vec<usize>,
+    fresh: FreshClaims,
+) -> Result<(), EmitError> {
     let result = async {
         let router = inner
             .router
             .get()
-            .ok_or("alert router unavailable; retry")?;
-        let records = ractor::call!(router, RouterMsg::Translate, batch.clone(), fresh)
-            .map_err(|_| "alert router unavailable; retry".to_string())?
-            .map_err(|e| format!("cannot translate alerts: {e}"))?;
-        inner
-            .publisher
-            .emit(records)
-            .await
-            .map_err(|e| format!("{e}; retry"))
+            .ok_or(EmitError::Unavailable("alert router"))?;
+        let records = ractor::call!(router, RouterMsg::Translate, batch.clone(), at)
+            .map_err(|_| EmitError::Unavailable("alert router"))?
+            .map_err(EmitError::Encode)?;
+        inner.delivery.publish(fresh, records).await
     }
     .await;
     if let Err(e) = &result {
         tracing::warn!(correlation_id = %batch.correlation_id(), error = %e, "alerts not published");
     }
-    // If the dedup actor restarted meanwhile, its rebuilt window comes from the sink anyway.
-    let _ = dedup.cast(DedupMsg::Settle {
-        keys,
-        durable: result.is_ok(),
-    });
     result
 }
 
-async fn handle(
-    State(w): State<Webhook>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let response = match w.accept(&headers, body).await {
+async fn handle(State(w): State<Webhook>, req: Request) -> Response {
+    let span = tracing::info_span!("webhook", webhook = WEBHOOK, otel.kind = "server");
+    if let Some(tp) = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+    {
+        crate::trace::adopt_parent(&span, tp);
+    }
+    let response = match w.accept(req).instrument(span).await {
         Ok(s) => {
             // A fixed shape, written without building a JSON tree.
             let body = format!(

@@ -1,10 +1,10 @@
 //! What a [`ClusterWatcher`](super::cluster::ClusterWatcher) owes downstream, and how it is
 //! paid: after each batch of watch items the actor [`flush`]es — emits what the trackers owe
 //! (`RecordHealthCheckRequested` per state change) and the new Warning events
-//! (`IngestAlertRequested`), up to [`EMIT_BATCH`] at a time. Both are claimed through the
-//! dedup actor first (`k8s:<cluster>:<uid>:<state>:<episode>`,
-//! `k8sevent:<cluster>:<uid>:<count>`), so a restarted watcher's baseline within the window
-//! repeats nothing. Trackers advance (settle) only once the intents are accepted; a failed
+//! (`IngestAlertRequested`), up to [`EMIT_BATCH`] at a time. Both go through the shared
+//! claim → publish → settle protocol ([`crate::ingest::claim`]) by their keys
+//! (`k8s:<cluster>:<uid>:<state>:<episode>`, `k8sevent:<cluster>:<uid>:<count>`), so a
+//! restarted watcher's baseline within the window repeats nothing. Trackers advance (settle) only once the intents are accepted; a failed
 //! emit is retried with backoff (one retry scheduled at a time).
 //!
 //! **Bounded backlog.** While the sink is down nothing here grows with the number of updates,
@@ -31,17 +31,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use ractor::ActorRef;
-use sre_intents::IntentRecord;
 
 use super::cluster::{ClusterMsg, WatcherState};
 use super::metrics::{ClusterLabel, KindLabels, TransitionLabels, WarningDecision, WarningLabels};
 use super::observe::WarningEvent;
 use super::records;
 use super::tracker::{ObjectKind, Tracker, Transition};
-use crate::ingest::dedup::{key_hash, Claim, DedupMsg, DedupSource};
+use crate::emit::EmitError;
+use crate::ingest::claim::{Delivered, Delivery};
+use crate::ingest::dedup::{key_hash, DedupSource};
 
 /// Most intents emitted in one go.
 pub const EMIT_BATCH: usize = 1000;
+/// Longest a batch's publish waits for durability (its claims are then released).
+const DELIVERY_DEADLINE: Duration = Duration::from_secs(30);
 /// Most distinct Warning events owed per cluster; past it the oldest is dropped (counted).
 pub const MAX_OWED_WARNINGS: usize = 10_000;
 
@@ -209,10 +212,11 @@ pub(super) async fn flush(myself: &ActorRef<ClusterMsg>, state: &mut WatcherStat
 
 /// Emits up to one batch. `Ok(true)` when more is owed and progress was made.
 ///
-/// Health transitions and Warning events are claimed through the dedup actor first: a key
-/// published within the window (a restarted watcher's baseline repeating facts the domain
-/// already has, an event relisted) is settled without being sent again.
-async fn emit_some(state: &mut WatcherState) -> Result<bool, String> {
+/// Health transitions and Warning events go through the shared claim protocol
+/// ([`crate::ingest::claim`]): a key published within the window (a restarted watcher's
+/// baseline repeating facts the domain already has, an event relisted) is settled without
+/// being sent again.
+async fn emit_some(state: &mut WatcherState) -> Result<bool, EmitError> {
     let mut transitions: Vec<Transition> = Vec::new();
     for t in [&state.pods, &state.deployments, &state.services.tracker] {
         transitions.extend(t.pending(EMIT_BATCH - transitions.len()));
@@ -224,83 +228,63 @@ async fn emit_some(state: &mut WatcherState) -> Result<bool, String> {
         return Ok(false);
     }
     let cluster = state.args.cluster.name.clone();
-    let health_keys: Vec<u64> = transitions
+    let keys: Vec<u64> = transitions
         .iter()
         .map(|t| key_hash(&records::health_key(&cluster, t)))
+        .chain(
+            warnings
+                .iter()
+                .map(|w| key_hash(&records::event_key(&cluster, w))),
+        )
         .collect();
-    let event_keys: Vec<u64> = warnings
-        .iter()
-        .map(|w| key_hash(&records::event_key(&cluster, w)))
-        .collect();
-    let keys: Vec<u64> = health_keys.iter().chain(&event_keys).copied().collect();
-    let verdicts = claim(state, keys).await?;
-    let (health_verdicts, event_verdicts) = verdicts.split_at(health_keys.len());
-
-    let (mut fresh_t, mut known_t, mut fresh_keys) = (Vec::new(), Vec::new(), Vec::new());
-    for ((t, key), verdict) in transitions
-        .into_iter()
-        .zip(health_keys)
-        .zip(health_verdicts)
-    {
-        match verdict {
-            Verdict::Fresh => {
-                fresh_t.push(t);
-                fresh_keys.push(key);
+    let delivery = Delivery::new(
+        state.args.dedup.clone(),
+        DedupSource::Kubernetes,
+        state.args.emitter.clone(),
+        DELIVERY_DEADLINE,
+    );
+    let ctx = &state.args.context;
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let correlation_id = uuid::Uuid::new_v4().to_string();
+    let n_health = transitions.len();
+    let delivered = delivery
+        .deliver(keys, |fresh| {
+            let mut batch = Vec::with_capacity(fresh.len());
+            for &i in fresh {
+                batch.push(match i.checked_sub(n_health) {
+                    None => records::health(ctx, &transitions[i], &at, &correlation_id)?,
+                    Some(w) => records::warning(ctx, &warnings[w], &at, &correlation_id)?,
+                });
             }
-            Verdict::Published => known_t.push(t),
-            Verdict::Undecided => {}
+            Ok(batch)
+        })
+        .await?;
+    let (health_delivered, event_delivered) = delivered.split_at(n_health);
+
+    let (mut fresh_t, mut known_t) = (Vec::new(), Vec::new());
+    for (t, d) in transitions.into_iter().zip(health_delivered) {
+        match d {
+            Delivered::Published => fresh_t.push(t),
+            Delivered::Duplicate => known_t.push(t),
+            Delivered::Undecided => {}
         }
     }
     let (mut fresh_w, mut known_w) = (Vec::new(), Vec::new());
-    for ((w, key), verdict) in warnings.into_iter().zip(event_keys).zip(event_verdicts) {
-        match verdict {
-            Verdict::Fresh => {
-                fresh_w.push(w);
-                fresh_keys.push(key);
-            }
-            Verdict::Published => known_w.push(w),
-            Verdict::Undecided => {}
+    for (w, d) in warnings.into_iter().zip(event_delivered) {
+        match d {
+            Delivered::Published => fresh_w.push(w),
+            Delivered::Duplicate => known_w.push(w),
+            Delivered::Undecided => {}
         }
     }
-    let progress = !known_t.is_empty() || !known_w.is_empty() || !fresh_keys.is_empty();
+    let progress =
+        !known_t.is_empty() || !known_w.is_empty() || !fresh_t.is_empty() || !fresh_w.is_empty();
     settle_transitions(state, known_t);
     for w in &known_w {
         state.events.settle(w);
         count_warning(state, WarningDecision::Duplicate);
     }
     state.warnings.done(&known_w);
-    if fresh_keys.is_empty() {
-        if !progress && owed(state) {
-            // Everything is being published by someone else whose publish failed: ask again.
-            return Err("waiting for a concurrent publish of the same intents".into());
-        }
-        return Ok(progress && owed(state));
-    }
-
-    let ctx = &state.args.context;
-    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let correlation_id = uuid::Uuid::new_v4().to_string();
-    let mut batch: Vec<IntentRecord> = Vec::with_capacity(fresh_keys.len());
-    let built: Result<(), serde_json::Error> = (|| {
-        for t in &fresh_t {
-            batch.push(records::health(ctx, t, &at, &correlation_id)?);
-        }
-        for w in &fresh_w {
-            batch.push(records::warning(ctx, w, &at, &correlation_id)?);
-        }
-        Ok(())
-    })();
-    let result = match built {
-        Ok(()) => state.args.emitter.emit(batch).await,
-        Err(e) => Err(format!("cannot encode an intent: {e}")),
-    };
-    if let Some(dedup) = state.args.dedup.as_ref().and_then(|s| s.get()) {
-        let _ = dedup.cast(DedupMsg::Settle {
-            keys: fresh_keys,
-            durable: result.is_ok(),
-        });
-    }
-    result?;
     for t in &fresh_t {
         state
             .args
@@ -319,6 +303,10 @@ async fn emit_some(state: &mut WatcherState) -> Result<bool, String> {
         count_warning(state, WarningDecision::Published);
     }
     state.warnings.done(&fresh_w);
+    if !progress {
+        // Everything is being published by someone else whose publish failed: ask again.
+        return Err(EmitError::Undecided);
+    }
     Ok(owed(state))
 }
 
@@ -343,44 +331,6 @@ fn settle_transitions(state: &mut WatcherState, transitions: Vec<Transition>) {
     state.pods.settle(&pods);
     state.deployments.settle(&deployments);
     state.services.tracker.settle(&services);
-}
-
-/// What the dedup actor said of a key.
-enum Verdict {
-    /// Claimed: publish it, then settle it.
-    Fresh,
-    /// Published within the window: settle without sending.
-    Published,
-    /// Being published elsewhere and that failed: still owed, asked again next time.
-    Undecided,
-}
-
-/// Claims `keys` (distinct) through the dedup actor; all fresh when there is none configured.
-async fn claim(state: &WatcherState, keys: Vec<u64>) -> Result<Vec<Verdict>, String> {
-    let Some(slot) = &state.args.dedup else {
-        return Ok(keys.iter().map(|_| Verdict::Fresh).collect());
-    };
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let dedup = slot.get().ok_or("deduplication unavailable")?;
-    let claims = ractor::call!(dedup, DedupMsg::Claim, DedupSource::Kubernetes, keys)
-        .map_err(|_| "deduplication unavailable".to_string())?;
-    let mut verdicts = Vec::with_capacity(claims.len());
-    for claim in claims {
-        verdicts.push(match claim {
-            Claim::Fresh => Verdict::Fresh,
-            Claim::Duplicate => Verdict::Published,
-            Claim::Pending(rx) => {
-                if rx.await.unwrap_or(false) {
-                    Verdict::Published
-                } else {
-                    Verdict::Undecided
-                }
-            }
-        });
-    }
-    Ok(verdicts)
 }
 
 #[cfg(test)]

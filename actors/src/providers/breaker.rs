@@ -6,6 +6,13 @@
 //! - **Open**: calls fail fast for `open_duration`, then the circuit turns half-open.
 //! - **HalfOpen**: at most `half_open_trials` trial calls run at once; one failure opens the
 //!   circuit again, `half_open_trials` successes close it.
+//!
+//! Every permit carries the *generation* of the state it was granted in (a counter bumped on
+//! each state change), so an outcome or release that arrives after the state changed says
+//! nothing about the new state. A permit whose call never reported an outcome (the call was
+//! cancelled) is [released](Breaker::release): it counts as neither success nor failure, and
+//! frees its half-open trial slot, so a circuit can never stay half-open with every slot held
+//! by calls that no longer exist.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -71,13 +78,27 @@ impl CircuitState {
     }
 }
 
-/// Permission to make one call; hand it back with the outcome.
+/// Permission to make one call; hand it back with the outcome, or release it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Permit {
     /// A call in the closed state.
-    Normal,
+    Normal {
+        /// The generation of the state it was granted in.
+        generation: u64,
+    },
     /// A trial call in the half-open state.
-    Trial,
+    Trial {
+        /// The generation of the state it was granted in.
+        generation: u64,
+    },
+}
+
+impl Permit {
+    fn generation(self) -> u64 {
+        match self {
+            Permit::Normal { generation } | Permit::Trial { generation } => generation,
+        }
+    }
 }
 
 /// The circuit refused the call.
@@ -101,6 +122,7 @@ pub struct Breaker {
     phase: Phase,
     outcomes: VecDeque<(Instant, bool)>,
     failures: u32,
+    generation: u64,
 }
 
 impl Breaker {
@@ -111,6 +133,7 @@ impl Breaker {
             phase: Phase::Closed,
             outcomes: VecDeque::new(),
             failures: 0,
+            generation: 0,
         }
     }
 
@@ -128,6 +151,14 @@ impl Breaker {
         }
     }
 
+    /// Trial calls running now (0 unless half-open).
+    pub fn trials_in_flight(&self) -> u32 {
+        match self.phase {
+            Phase::HalfOpen { in_flight, .. } => in_flight,
+            _ => 0,
+        }
+    }
+
     /// Outcomes in the window and the failures among them.
     pub fn window_counts(&self) -> (u32, u32) {
         (self.outcomes.len() as u32, self.failures)
@@ -137,10 +168,10 @@ impl Breaker {
     pub fn poll(&mut self, now: Instant) -> Option<CircuitState> {
         match self.phase {
             Phase::Open { until } if now >= until => {
-                self.phase = Phase::HalfOpen {
+                self.enter(Phase::HalfOpen {
                     in_flight: 0,
                     successes: 0,
-                };
+                });
                 Some(CircuitState::HalfOpen)
             }
             _ => None,
@@ -153,14 +184,15 @@ impl Breaker {
         now: Instant,
     ) -> (Result<Permit, Rejected>, Option<CircuitState>) {
         let changed = self.poll(now);
+        let generation = self.generation;
         let verdict = match &mut self.phase {
-            Phase::Closed => Ok(Permit::Normal),
+            Phase::Closed => Ok(Permit::Normal { generation }),
             Phase::Open { until } => Err(Rejected {
                 retry_in: until.saturating_duration_since(now),
             }),
             Phase::HalfOpen { in_flight, .. } if *in_flight < self.cfg.half_open_trials => {
                 *in_flight += 1;
-                Ok(Permit::Trial)
+                Ok(Permit::Trial { generation })
             }
             Phase::HalfOpen { .. } => Err(Rejected {
                 retry_in: Duration::ZERO,
@@ -171,8 +203,12 @@ impl Breaker {
 
     /// Records a call's outcome; returns the new state if it changed.
     pub fn record(&mut self, now: Instant, permit: Permit, success: bool) -> Option<CircuitState> {
+        if permit.generation() != self.generation {
+            // A call that began before the last state change says nothing about the new state.
+            return None;
+        }
         match (&mut self.phase, permit) {
-            (Phase::Closed, Permit::Normal) => {
+            (Phase::Closed, Permit::Normal { .. }) => {
                 self.outcomes.push_back((now, success));
                 if !success {
                     self.failures += 1;
@@ -190,7 +226,7 @@ impl Breaker {
                     in_flight,
                     successes,
                 },
-                Permit::Trial,
+                Permit::Trial { .. },
             ) => {
                 *in_flight = in_flight.saturating_sub(1);
                 if !success {
@@ -198,25 +234,40 @@ impl Breaker {
                 }
                 *successes += 1;
                 if *successes >= self.cfg.half_open_trials {
-                    self.phase = Phase::Closed;
-                    self.outcomes.clear();
-                    self.failures = 0;
+                    self.enter(Phase::Closed);
                     return Some(CircuitState::Closed);
                 }
                 None
             }
-            // A call that began before the last state change says nothing about the new state.
             _ => None,
         }
     }
 
+    /// Gives back the permit of a call that ended without an outcome (it was cancelled): no
+    /// success, no failure, but its trial slot is free again.
+    pub fn release(&mut self, permit: Permit) {
+        if permit.generation() != self.generation {
+            return;
+        }
+        if let (Phase::HalfOpen { in_flight, .. }, Permit::Trial { .. }) = (&mut self.phase, permit)
+        {
+            *in_flight = in_flight.saturating_sub(1);
+        }
+    }
+
     fn open(&mut self, now: Instant) -> CircuitState {
-        self.phase = Phase::Open {
+        self.enter(Phase::Open {
             until: now + self.cfg.open_duration,
-        };
+        });
+        CircuitState::Open
+    }
+
+    /// Changes state: a new generation with an empty window.
+    fn enter(&mut self, phase: Phase) {
+        self.phase = phase;
+        self.generation += 1;
         self.outcomes.clear();
         self.failures = 0;
-        CircuitState::Open
     }
 
     fn prune(&mut self, now: Instant) {
@@ -246,18 +297,26 @@ mod tests {
         }
     }
 
+    /// A permit for a call in the closed state.
+    fn normal(b: &mut Breaker, t: Instant) -> Permit {
+        b.try_acquire(t).0.expect("closed")
+    }
+
+    fn fail_closed(b: &mut Breaker, t: Instant, n: usize) -> Option<CircuitState> {
+        let mut last = None;
+        for _ in 0..n {
+            let p = normal(b, t);
+            last = b.record(t, p, false);
+        }
+        last
+    }
+
     #[tokio::test(start_paused = true)]
     async fn opens_at_the_threshold_only_after_minimum_calls() {
         let mut b = Breaker::new(cfg());
         let t = Instant::now();
-        for _ in 0..3 {
-            assert_eq!(
-                b.record(t, Permit::Normal, false),
-                None,
-                "below minimum_calls"
-            );
-        }
-        assert_eq!(b.record(t, Permit::Normal, false), Some(CircuitState::Open));
+        assert_eq!(fail_closed(&mut b, t, 3), None, "below minimum_calls");
+        assert_eq!(fail_closed(&mut b, t, 1), Some(CircuitState::Open));
         let (v, _) = b.try_acquire(t + Duration::from_secs(10));
         assert_eq!(
             v,
@@ -271,14 +330,16 @@ mod tests {
     async fn old_outcomes_slide_out_of_the_window() {
         let mut b = Breaker::new(cfg());
         let t = Instant::now();
-        b.record(t, Permit::Normal, false);
-        b.record(t, Permit::Normal, false);
+        fail_closed(&mut b, t, 2);
         let later = t + Duration::from_secs(61);
-        b.record(later, Permit::Normal, false);
+        fail_closed(&mut b, later, 1);
         assert_eq!(b.window_counts(), (1, 1));
-        b.record(later, Permit::Normal, true);
-        b.record(later, Permit::Normal, true);
-        assert_eq!(b.record(later, Permit::Normal, true), None, "1 of 4 failed");
+        for _ in 0..2 {
+            let p = normal(&mut b, later);
+            b.record(later, p, true);
+        }
+        let p = normal(&mut b, later);
+        assert_eq!(b.record(later, p, true), None, "1 of 4 failed");
         assert_eq!(b.state(), CircuitState::Closed);
     }
 
@@ -286,14 +347,14 @@ mod tests {
     async fn half_open_limits_trials_then_closes_or_reopens() {
         let mut b = Breaker::new(cfg());
         let t = Instant::now();
-        for _ in 0..4 {
-            b.record(t, Permit::Normal, false);
-        }
+        let straggler = normal(&mut b, t);
+        fail_closed(&mut b, t, 4);
         let t2 = t + Duration::from_secs(30);
         let (p1, changed) = b.try_acquire(t2);
         assert_eq!(changed, Some(CircuitState::HalfOpen));
-        assert_eq!(p1, Ok(Permit::Trial));
-        assert_eq!(b.try_acquire(t2).0, Ok(Permit::Trial));
+        let p1 = p1.unwrap();
+        assert!(matches!(p1, Permit::Trial { .. }));
+        let p2 = b.try_acquire(t2).0.unwrap();
         assert_eq!(
             b.try_acquire(t2).0,
             Err(Rejected {
@@ -301,20 +362,54 @@ mod tests {
             }),
             "only two trials"
         );
-        assert_eq!(b.record(t2, Permit::Trial, true), None);
-        assert_eq!(
-            b.record(t2, Permit::Trial, true),
-            Some(CircuitState::Closed)
-        );
+        // A call granted while closed says nothing about the half-open state.
+        assert_eq!(b.record(t2, straggler, false), None);
+        assert_eq!(b.state(), CircuitState::HalfOpen);
+        assert_eq!(b.record(t2, p1, true), None);
+        assert_eq!(b.record(t2, p2, true), Some(CircuitState::Closed));
 
-        for _ in 0..4 {
-            b.record(t2, Permit::Normal, false);
-        }
+        fail_closed(&mut b, t2, 4);
         let t3 = t2 + Duration::from_secs(30);
-        assert_eq!(b.try_acquire(t3).0, Ok(Permit::Trial));
-        assert_eq!(b.record(t3, Permit::Trial, false), Some(CircuitState::Open));
-        // A straggler from the closed period changes nothing.
-        assert_eq!(b.record(t3, Permit::Normal, true), None);
+        let p = b.try_acquire(t3).0.unwrap();
+        assert_eq!(b.record(t3, p, false), Some(CircuitState::Open));
         assert_eq!(b.state(), CircuitState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_released_trial_frees_its_slot_and_counts_as_nothing() {
+        let mut b = Breaker::new(cfg());
+        let t = Instant::now();
+        fail_closed(&mut b, t, 4);
+        let t2 = t + Duration::from_secs(30);
+        let p1 = b.try_acquire(t2).0.unwrap();
+        let p2 = b.try_acquire(t2).0.unwrap();
+        assert!(b.try_acquire(t2).0.is_err(), "both slots held");
+        b.release(p1);
+        assert_eq!(b.trials_in_flight(), 1);
+        assert_eq!(b.state(), CircuitState::HalfOpen, "a release is no failure");
+        let p3 = b.try_acquire(t2).0.expect("the released slot is free");
+        assert_eq!(b.record(t2, p2, true), None, "a release is no success");
+        assert_eq!(b.record(t2, p3, true), Some(CircuitState::Closed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_trial_release_leaves_a_later_half_open_alone() {
+        let mut b = Breaker::new(cfg());
+        let t = Instant::now();
+        fail_closed(&mut b, t, 4);
+        let t2 = t + Duration::from_secs(30);
+        let stale = b.try_acquire(t2).0.unwrap();
+        let failing = b.try_acquire(t2).0.unwrap();
+        assert_eq!(b.record(t2, failing, false), Some(CircuitState::Open));
+        let t3 = t2 + Duration::from_secs(30);
+        let p = b.try_acquire(t3).0.unwrap();
+        b.release(stale);
+        b.record(t3, stale, true);
+        assert_eq!(
+            b.trials_in_flight(),
+            1,
+            "the new trial still holds its slot"
+        );
+        assert_eq!(b.record(t3, p, true), None, "one success of two");
     }
 }

@@ -4,6 +4,12 @@
 //! The actor writes its own reference into the handle's slot when it starts, so a restarted
 //! circuit is found by callers without a global name. While no circuit actor runs (between a
 //! crash and its restart) callers get [`CircuitError::Unavailable`] and fail fast.
+//!
+//! A granted call holds a [`CallPermit`], a drop guard: [`CallPermit::record`] reports the
+//! outcome; a permit dropped without one (the caller's future was dropped mid-call — client
+//! hung up, actor killed, a timeout around the call) is released, which counts as neither
+//! success nor failure and frees a half-open trial slot. The permit goes back to the actor that
+//! granted it: a restarted circuit never hears of its predecessor's permits.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -33,15 +39,18 @@ pub struct CircuitArgs {
 
 /// Messages.
 pub enum CircuitMsg {
-    /// May a call go ahead?
-    Acquire(RpcReplyPort<Result<Permit, Rejected>>),
+    /// May a call go ahead? The permit comes as its drop guard, so one lost on the way (the
+    /// caller gone before reading the reply) is released too.
+    Acquire(RpcReplyPort<Result<CallPermit, Rejected>>),
     /// A call's outcome.
     Record {
         /// The permit the call got.
         permit: Permit,
-        /// Whether the upstream behaved (see the client for what counts).
+        /// Whether the upstream behaved (see [`super::outcome`] for what counts).
         success: bool,
     },
+    /// A call ended without an outcome (it was cancelled): free its slot, count nothing.
+    Release(Permit),
     /// The open period may have ended.
     OpenElapsed,
 }
@@ -127,8 +136,9 @@ impl CircuitHandle {
         self.slot.get()
     }
 
-    /// Asks for permission to make a call.
-    pub async fn acquire(&self) -> Result<Permit, CircuitError> {
+    /// Asks for permission to make a call. The permit is a drop guard: report the outcome
+    /// with [`CallPermit::record`]; dropping it without one releases it.
+    pub async fn acquire(&self) -> Result<CallPermit, CircuitError> {
         let unavailable = || CircuitError::Unavailable {
             provider: self.name.to_string(),
         };
@@ -142,11 +152,37 @@ impl CircuitHandle {
             Err(_) => Err(unavailable()),
         }
     }
+}
 
-    /// Reports a call's outcome (fire and forget).
-    pub fn record(&self, permit: Permit, success: bool) {
-        if let Some(actor) = self.current() {
-            let _ = actor.cast(CircuitMsg::Record { permit, success });
+/// Permission to make one call, from the circuit actor that granted it. Report the outcome
+/// with [`record`](Self::record); dropped without one, it is released (neither success nor
+/// failure, its trial slot freed).
+#[derive(Debug)]
+#[must_use = "a permit dropped at once is released without an outcome"]
+pub struct CallPermit {
+    actor: Option<ActorRef<CircuitMsg>>,
+    permit: Permit,
+}
+
+impl CallPermit {
+    /// Reports the call's outcome (fire and forget).
+    pub fn record(mut self, success: bool) {
+        if let Some(actor) = self.actor.take() {
+            let _ = actor.cast(CircuitMsg::Record {
+                permit: self.permit,
+                success,
+            });
+        }
+    }
+
+    /// Gives the permit back without an outcome (what dropping it does).
+    pub fn release(self) {}
+}
+
+impl Drop for CallPermit {
+    fn drop(&mut self) {
+        if let Some(actor) = self.actor.take() {
+            let _ = actor.cast(CircuitMsg::Release(self.permit));
         }
     }
 }
@@ -192,6 +228,7 @@ impl Actor for ProviderCircuit {
         match msg {
             CircuitMsg::Acquire(reply) => on_acquire(&myself, state, reply),
             CircuitMsg::Record { permit, success } => on_record(&myself, state, permit, success),
+            CircuitMsg::Release(permit) => on_release(state, permit),
             CircuitMsg::OpenElapsed => on_open_elapsed(&myself, state),
         }
         Ok(())
@@ -201,11 +238,21 @@ impl Actor for ProviderCircuit {
 fn on_acquire(
     myself: &ActorRef<CircuitMsg>,
     state: &mut CircuitActorState,
-    reply: RpcReplyPort<Result<Permit, Rejected>>,
+    reply: RpcReplyPort<Result<CallPermit, Rejected>>,
 ) {
     let (verdict, changed) = state.breaker.try_acquire(Instant::now());
-    let _ = reply.send(verdict);
+    // Were the caller gone already, the permit is dropped with the reply and comes back as a
+    // release.
+    let _ = reply.send(verdict.map(|permit| CallPermit {
+        actor: Some(myself.clone()),
+        permit,
+    }));
     transitioned(myself, state, changed);
+}
+
+fn on_release(state: &mut CircuitActorState, permit: Permit) {
+    state.breaker.release(permit);
+    tracing::debug!(provider = %state.name, "a call was cancelled; its permit is released");
 }
 
 fn on_record(

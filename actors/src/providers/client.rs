@@ -13,17 +13,18 @@
 //! show the upstream is alive and count as successes; 4xx other than throttling are returned to
 //! the caller unretried.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::header::HeaderMap;
-use reqwest::{Client, RequestBuilder, Response, StatusCode};
+use reqwest::{Client, RequestBuilder, StatusCode};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::breaker::Permit;
-use super::circuit::{CircuitError, CircuitHandle};
-use super::metrics::{OutcomeLabels, ProviderLabel, ProviderMetrics};
+use super::body::{self, BodyError, BodyLimit, DEFAULT_MAX_BODY_BYTES, ERROR_TEXT_MAX_BYTES};
+use super::circuit::{CallPermit, CircuitError, CircuitHandle};
+use super::metrics::ProviderMetrics;
+use super::outcome::{classify, Outcome};
+use super::retry::{GiveUp, RetrySchedule};
 
 /// The header that carries the correlation id.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
@@ -52,6 +53,14 @@ impl CallPolicy {
             backoff_min: r.backoff_min,
             backoff_max: r.backoff_max,
             max_retry_after: r.max_retry_after,
+        }
+    }
+
+    /// The default body limit: [`DEFAULT_MAX_BODY_BYTES`] within the per-attempt timeout.
+    pub fn body_limit(&self) -> BodyLimit {
+        BodyLimit {
+            max_bytes: DEFAULT_MAX_BODY_BYTES,
+            timeout: self.timeout,
         }
     }
 }
@@ -123,20 +132,71 @@ pub enum UpstreamError {
         /// What was wrong.
         message: String,
     },
+    /// The response body was larger than the call allows.
+    #[error("{provider}: response body larger than {limit} bytes")]
+    BodyTooLarge {
+        /// Upstream.
+        provider: String,
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// The response body did not arrive in time, on every attempt.
+    #[error("{provider}: response body not read within {timeout:?} after {attempts} attempt(s)")]
+    BodyTimeout {
+        /// Upstream.
+        provider: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Time allowed for the body.
+        timeout: Duration,
+    },
 }
 
 impl UpstreamError {
-    /// The `outcome` label for this failure.
-    pub fn outcome(&self) -> &'static str {
+    /// The outcome this failure is counted as.
+    pub fn outcome(&self) -> Outcome {
         match self {
             UpstreamError::CircuitOpen { .. } | UpstreamError::CircuitUnavailable { .. } => {
-                "circuit_open"
+                Outcome::CircuitOpen
             }
-            UpstreamError::Timeout { .. } => "timeout",
-            UpstreamError::Transport { .. } | UpstreamError::Request { .. } => "transport",
-            UpstreamError::Status { .. } => "server_error",
-            UpstreamError::Throttled { .. } => "throttled",
+            UpstreamError::Timeout { .. } => Outcome::Timeout,
+            UpstreamError::Transport { .. } | UpstreamError::Request { .. } => Outcome::Transport,
+            UpstreamError::Status { .. } => Outcome::ServerError,
+            UpstreamError::Throttled { .. } => Outcome::Throttled,
+            UpstreamError::BodyTooLarge { .. } => Outcome::BodyTooLarge,
+            UpstreamError::BodyTimeout { .. } => Outcome::BodyTimeout,
         }
+    }
+}
+
+/// An upstream's answer: status, headers and the body, read within the call's limit.
+#[derive(Clone, Debug)]
+pub struct UpstreamResponse {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl UpstreamResponse {
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+    /// The body, owned.
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+    /// The body parsed as JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
     }
 }
 
@@ -152,7 +212,7 @@ pub struct UpstreamClient {
 /// What one attempt came to.
 enum Attempt {
     /// Hand the response to the caller.
-    Done(Response),
+    Done(UpstreamResponse),
     /// Fail without retrying.
     Fail(UpstreamError),
     /// Retry after at least this long (server's wish), or fail with the error.
@@ -222,13 +282,38 @@ impl UpstreamClient {
         self.circuit.name()
     }
 
-    /// Sends the request `build` makes (it is called once per attempt). `correlation_id` ties
-    /// the call to whatever caused it; a fresh one is made when absent.
+    /// The policy: timeout, retries, and the default body limit.
+    pub fn policy(&self) -> &CallPolicy {
+        &self.policy
+    }
+
+    /// The body limit of calls that set none ([`CallPolicy::body_limit`]).
+    pub fn body_limit(&self) -> BodyLimit {
+        self.policy.body_limit()
+    }
+
+    /// Sends the request `build` makes (it is called once per attempt) and reads the answer's
+    /// body within the default [`body_limit`](Self::body_limit). `correlation_id` ties the
+    /// call to whatever caused it; a fresh one is made when absent.
     pub async fn send<F>(
         &self,
         correlation_id: Option<&str>,
         build: F,
-    ) -> Result<Response, UpstreamError>
+    ) -> Result<UpstreamResponse, UpstreamError>
+    where
+        F: Fn(&Client) -> RequestBuilder,
+    {
+        self.send_limited(correlation_id, self.body_limit(), build)
+            .await
+    }
+
+    /// [`send`](Self::send) with this call's own body limit.
+    pub async fn send_limited<F>(
+        &self,
+        correlation_id: Option<&str>,
+        limit: BodyLimit,
+        build: F,
+    ) -> Result<UpstreamResponse, UpstreamError>
     where
         F: Fn(&Client) -> RequestBuilder,
     {
@@ -236,28 +321,28 @@ impl UpstreamClient {
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let span = tracing::info_span!("upstream_call", provider = %self.provider(), correlation_id = %correlation_id);
-        self.send_inner(&correlation_id, build)
+        self.send_inner(&correlation_id, limit, build)
             .instrument(span)
             .await
     }
 
-    async fn send_inner<F>(&self, correlation_id: &str, build: F) -> Result<Response, UpstreamError>
+    async fn send_inner<F>(
+        &self,
+        correlation_id: &str,
+        limit: BodyLimit,
+        build: F,
+    ) -> Result<UpstreamResponse, UpstreamError>
     where
         F: Fn(&Client) -> RequestBuilder,
     {
-        let mut delays = ExponentialBuilder::default()
-            .with_min_delay(self.policy.backoff_min)
-            .with_max_delay(self.policy.backoff_max)
-            .with_max_times(self.policy.max_attempts.saturating_sub(1) as usize)
-            .with_jitter()
-            .build();
+        let mut schedule = RetrySchedule::new(&self.policy);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let permit = match self.circuit.acquire().await {
                 Ok(p) => p,
                 Err(e) => {
-                    self.count("circuit_open");
+                    self.metrics.count(self.provider(), Outcome::CircuitOpen);
                     return Err(match e {
                         CircuitError::Open { provider, retry_in } => {
                             UpstreamError::CircuitOpen { provider, retry_in }
@@ -268,18 +353,21 @@ impl UpstreamClient {
                     });
                 }
             };
-            let (at_least, error) =
-                match self.attempt(correlation_id, &build, permit, attempt).await {
-                    Attempt::Done(resp) => return Ok(resp),
-                    Attempt::Fail(error) => return Err(error),
-                    Attempt::Retry { at_least, error } => (at_least, error),
-                };
-            let Some(backoff) = delays.next() else {
-                tracing::warn!(attempt, error = %error, "giving up");
-                return Err(error);
+            let (at_least, error) = match self
+                .attempt(correlation_id, &build, permit, limit, attempt)
+                .await
+            {
+                Attempt::Done(resp) => return Ok(resp),
+                Attempt::Fail(error) => return Err(error),
+                Attempt::Retry { at_least, error } => (at_least, error),
             };
-            let delay = match at_least {
-                Some(wait) if wait > self.policy.max_retry_after => {
+            let delay = match schedule.next_delay(at_least) {
+                Ok(delay) => delay,
+                Err(GiveUp::Exhausted) => {
+                    tracing::warn!(attempt, error = %error, "giving up");
+                    return Err(error);
+                }
+                Err(GiveUp::WaitTooLong(wait)) => {
                     tracing::warn!(
                         attempt,
                         wait_s = wait.as_secs(),
@@ -287,8 +375,6 @@ impl UpstreamClient {
                     );
                     return Err(error);
                 }
-                Some(wait) => wait.max(backoff),
-                None => backoff,
             };
             tracing::info!(attempt, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
             tokio::time::sleep(delay).await;
@@ -299,7 +385,8 @@ impl UpstreamClient {
         &self,
         correlation_id: &str,
         build: &F,
-        permit: Permit,
+        permit: CallPermit,
+        limit: BodyLimit,
         attempt: u32,
     ) -> Attempt
     where
@@ -312,8 +399,8 @@ impl UpstreamClient {
         {
             Ok(r) => r,
             Err(e) => {
-                // Not the upstream's fault: give the permit back as a success.
-                self.circuit.record(permit, true);
+                // Not the upstream's doing: the permit goes back without an outcome.
+                permit.release();
                 return Attempt::Fail(UpstreamError::Request {
                     provider,
                     message: e.to_string(),
@@ -321,134 +408,125 @@ impl UpstreamClient {
             }
         };
         let started = Instant::now();
-        let result = tokio::time::timeout(self.policy.timeout, self.http.execute(request)).await;
+        let (outcome, result) = self.exchange(request, limit, attempt, &provider).await;
         self.metrics
-            .duration
-            .get_or_create(&ProviderLabel {
-                provider: provider.clone(),
-            })
-            .observe(started.elapsed().as_secs_f64());
-        let resp = match result {
+            .observe(&provider, started.elapsed().as_secs_f64());
+        self.metrics.count(&provider, outcome);
+        permit.record(!outcome.counts_against_circuit());
+        match result {
+            Ok(resp) => Attempt::Done(resp),
+            Err((at_least, error)) if outcome.retryable() => Attempt::Retry { at_least, error },
+            Err((_, error)) => Attempt::Fail(error),
+        }
+    }
+
+    /// One request and its body, classified.
+    async fn exchange(
+        &self,
+        request: reqwest::Request,
+        limit: BodyLimit,
+        attempts: u32,
+        provider: &str,
+    ) -> (Outcome, Result<UpstreamResponse, Failed>) {
+        let provider = provider.to_owned();
+        let resp = match tokio::time::timeout(self.policy.timeout, self.http.execute(request)).await
+        {
             Err(_) => {
-                self.circuit.record(permit, false);
-                self.count("timeout");
-                return Attempt::Retry {
-                    at_least: None,
-                    error: UpstreamError::Timeout {
-                        provider,
-                        attempts: attempt,
-                        timeout: self.policy.timeout,
-                    },
+                let error = UpstreamError::Timeout {
+                    provider,
+                    attempts,
+                    timeout: self.policy.timeout,
                 };
+                return (Outcome::Timeout, failed(None, error));
             }
             Ok(Err(e)) => {
-                self.circuit.record(permit, false);
-                self.count("transport");
-                return Attempt::Retry {
-                    at_least: None,
-                    error: UpstreamError::Transport {
-                        provider,
-                        attempts: attempt,
-                        message: error_chain(&e),
-                    },
+                let error = UpstreamError::Transport {
+                    provider,
+                    attempts,
+                    message: error_chain(&e),
                 };
+                return (Outcome::Transport, failed(None, error));
             }
             Ok(Ok(resp)) => resp,
         };
         let status = resp.status();
-        if let Some(wait) = throttled(status, resp.headers()) {
-            self.circuit.record(permit, true);
-            self.count("throttled");
-            return Attempt::Retry {
-                at_least: Some(wait.unwrap_or(Duration::ZERO)),
-                error: UpstreamError::Throttled {
+        let classified = classify(status, resp.headers());
+        match classified.outcome {
+            Outcome::Throttled => {
+                let error = UpstreamError::Throttled {
                     provider,
-                    attempts: attempt,
-                    retry_after: wait,
-                },
-            };
-        }
-        if status.is_server_error() {
-            self.circuit.record(permit, false);
-            self.count("server_error");
-            let retry_after = retry_after(resp.headers());
-            let body = resp.text().await.unwrap_or_default();
-            return Attempt::Retry {
-                at_least: retry_after,
-                error: UpstreamError::Status {
+                    attempts,
+                    retry_after: classified.retry_after,
+                };
+                let wait = classified.retry_after.unwrap_or(Duration::ZERO);
+                (Outcome::Throttled, failed(Some(wait), error))
+            }
+            Outcome::ServerError => {
+                let text =
+                    body::read_prefix(resp, limit.with_max_bytes(ERROR_TEXT_MAX_BYTES)).await;
+                let error = UpstreamError::Status {
                     provider,
                     status: status.as_u16(),
-                    attempts: attempt,
-                    body: body.chars().take(200).collect(),
-                },
-            };
+                    attempts,
+                    body: String::from_utf8_lossy(&text)
+                        .chars()
+                        .take(body::ERROR_TEXT_KEPT_CHARS)
+                        .collect(),
+                };
+                (Outcome::ServerError, failed(classified.retry_after, error))
+            }
+            outcome => {
+                let headers = resp.headers().clone();
+                match body::read(resp, limit).await {
+                    Ok(body) => (
+                        outcome,
+                        Ok(UpstreamResponse {
+                            status,
+                            headers,
+                            body,
+                        }),
+                    ),
+                    Err(BodyError::TooLarge { limit }) => (
+                        Outcome::BodyTooLarge,
+                        failed(None, UpstreamError::BodyTooLarge { provider, limit }),
+                    ),
+                    Err(BodyError::Timeout { timeout }) => (
+                        Outcome::BodyTimeout,
+                        failed(
+                            None,
+                            UpstreamError::BodyTimeout {
+                                provider,
+                                attempts,
+                                timeout,
+                            },
+                        ),
+                    ),
+                    Err(BodyError::Transport(message)) => (
+                        Outcome::Transport,
+                        failed(
+                            None,
+                            UpstreamError::Transport {
+                                provider,
+                                attempts,
+                                message,
+                            },
+                        ),
+                    ),
+                }
+            }
         }
-        self.circuit.record(permit, true);
-        self.count(if status.is_client_error() {
-            "client_error"
-        } else {
-            "success"
-        });
-        Attempt::Done(resp)
-    }
-
-    fn count(&self, outcome: &'static str) {
-        self.metrics
-            .requests
-            .get_or_create(&OutcomeLabels {
-                provider: self.provider().to_owned(),
-                outcome,
-            })
-            .inc();
     }
 }
 
-/// `Some(wait)` when the response is a throttle: 429, or 403 with an exhausted rate limit.
-fn throttled(status: StatusCode, headers: &HeaderMap) -> Option<Option<Duration>> {
-    let exhausted = headers
-        .get("x-ratelimit-remaining")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim() == "0");
-    if status == StatusCode::TOO_MANY_REQUESTS || (status == StatusCode::FORBIDDEN && exhausted) {
-        Some(retry_after(headers))
-    } else {
-        None
-    }
+/// A failed attempt: the wait the upstream asked for, and the error.
+type Failed = (Option<Duration>, UpstreamError);
+
+fn failed(at_least: Option<Duration>, error: UpstreamError) -> Result<UpstreamResponse, Failed> {
+    Err((at_least, error))
 }
 
-/// The wait the upstream asks for: `Retry-After`, `RateLimit-Reset` or `X-RateLimit-Reset`.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(v) = text("retry-after") {
-        if let Ok(secs) = v.parse::<u64>() {
-            return Some(Duration::from_secs(secs));
-        }
-        if let Ok(at) = httpdate::parse_http_date(v) {
-            return Some(
-                at.duration_since(SystemTime::now())
-                    .unwrap_or(Duration::ZERO),
-            );
-        }
-    }
-    if let Some(secs) = text("ratelimit-reset").and_then(|v| v.parse::<u64>().ok()) {
-        return Some(Duration::from_secs(secs));
-    }
-    if let Some(epoch) = text("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok()) {
-        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(epoch);
-        return Some(
-            at.duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO),
-        );
-    }
-    None
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources, on one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(inner) = cur {
@@ -457,53 +535,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = inner.source();
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use reqwest::header::HeaderValue;
-
-    #[test]
-    fn retry_after_forms() {
-        let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        let mut h = HeaderMap::new();
-        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
-        h.insert("retry-after", HeaderValue::from_str(&later).unwrap());
-        let d = retry_after(&h).unwrap();
-        assert!(
-            d > Duration::from_secs(110) && d <= Duration::from_secs(120),
-            "{d:?}"
-        );
-        let mut h = HeaderMap::new();
-        h.insert("ratelimit-reset", HeaderValue::from_static("30"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(30)));
-        let mut h = HeaderMap::new();
-        let epoch = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 60;
-        h.insert(
-            "x-ratelimit-reset",
-            HeaderValue::from_str(&epoch.to_string()).unwrap(),
-        );
-        let d = retry_after(&h).unwrap();
-        assert!(
-            d > Duration::from_secs(55) && d <= Duration::from_secs(60),
-            "{d:?}"
-        );
-        assert_eq!(retry_after(&HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn github_style_403_is_a_throttle_but_a_plain_403_is_not() {
-        let mut h = HeaderMap::new();
-        assert_eq!(throttled(StatusCode::FORBIDDEN, &h), None);
-        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
-        assert!(throttled(StatusCode::FORBIDDEN, &h).is_some());
-        assert!(throttled(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new()).is_some());
-    }
 }

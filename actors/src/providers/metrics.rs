@@ -4,8 +4,9 @@
 //!
 //! - `sre_circuit_state{provider}`: 0 closed, 1 open, 2 half-open.
 //! - `sre_circuit_transitions_total{provider,to}`: state changes, `to` ∈ closed/open/half_open.
-//! - `sre_upstream_requests_total{provider,outcome}`: attempts by outcome ∈ success,
-//!   client_error, server_error, throttled, timeout, transport, circuit_open.
+//! - `sre_upstream_requests_total{provider,outcome}`: attempts by outcome, the labels of
+//!   [`Outcome::label`] (success, client_error, server_error, throttled, timeout, transport,
+//!   body_timeout, body_too_large, circuit_open).
 //! - `sre_upstream_request_duration_seconds{provider}`: time per attempt.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -14,6 +15,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use super::outcome::Outcome;
 
 /// `{provider}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -65,6 +68,25 @@ impl Default for ProviderMetrics {
 }
 
 impl ProviderMetrics {
+    /// Counts one attempt (or refused call) of `provider` by its outcome.
+    pub fn count(&self, provider: &str, outcome: Outcome) {
+        self.requests
+            .get_or_create(&OutcomeLabels {
+                provider: provider.to_owned(),
+                outcome: outcome.label(),
+            })
+            .inc();
+    }
+
+    /// Observes the time of one attempt of `provider`.
+    pub fn observe(&self, provider: &str, seconds: f64) {
+        self.duration
+            .get_or_create(&ProviderLabel {
+                provider: provider.to_owned(),
+            })
+            .observe(seconds);
+    }
+
     /// Creates and registers the families.
     pub fn new(registry: &mut Registry) -> Self {
         let m = ProviderMetrics::default();

@@ -3,23 +3,31 @@
 //! `argocd:<env>`, `k8s:<cluster>`), created from the configuration under the `providers`
 //! supervisor, and an [`UpstreamClient`] per upstream that every outbound call goes through.
 
+pub mod body;
 pub mod breaker;
 pub mod circuit;
 pub mod client;
 pub mod metrics;
+pub mod outcome;
+pub mod retry;
 
 use std::collections::BTreeMap;
 
 use sre_config::{Config, RetryConfig, Upstream};
 use sre_supervision::{ChildSpec, Observer, RestartPolicy, SupervisorSpec};
 
+pub use body::{BodyError, BodyLimit};
 pub use breaker::{BreakerConfig, CircuitState};
 pub use circuit::{
-    CircuitArgs, CircuitBoard, CircuitError, CircuitHandle, CircuitMsg, CircuitSnapshot,
-    ProviderCircuit,
+    CallPermit, CircuitArgs, CircuitBoard, CircuitError, CircuitHandle, CircuitMsg,
+    CircuitSnapshot, ProviderCircuit,
 };
-pub use client::{CallPolicy, TlsOptions, UpstreamClient, UpstreamError, CORRELATION_HEADER};
+pub use client::{
+    CallPolicy, TlsOptions, UpstreamClient, UpstreamError, UpstreamResponse, CORRELATION_HEADER,
+};
 pub use metrics::ProviderMetrics;
+pub use outcome::{classify, Classified, Outcome};
+pub use retry::{GiveUp, RetrySchedule};
 
 /// The upstreams of a configuration, their circuits and clients.
 #[derive(Clone, Debug)]
@@ -114,6 +122,14 @@ impl Providers {
             self.metrics.clone(),
             tls,
         ))
+    }
+
+    /// The timeouts and retries of an upstream's calls, if it is configured.
+    pub fn policy(&self, name: &str) -> Option<CallPolicy> {
+        self.upstreams
+            .iter()
+            .find(|u| u.name == name)
+            .map(|u| CallPolicy::from_config(&self.retry, u.timeout))
     }
 
     /// The request timeout of an upstream, if it is configured.
