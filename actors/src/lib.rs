@@ -10,6 +10,7 @@
 //!   [`UpstreamClient`](providers::UpstreamClient) (timeout, bounded body reads, retry with
 //!   backoff and jitter, `Retry-After`, correlation ids, the circuit's verdict), and the one
 //!   outcome classification the Kubernetes client shares.
+//! - [`timer`]: an actor's self-scheduled message (`send_after`), cancelled with its state.
 //! - [`trace`]: W3C trace context from requests into spans and from spans into intents.
 
 pub mod argocd;
@@ -18,4 +19,5 @@ pub mod ingest;
 pub mod kubernetes;
 pub mod observability;
 pub mod providers;
+pub mod timer;
 pub mod trace;

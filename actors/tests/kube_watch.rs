@@ -1,19 +1,25 @@
 //! The cluster watchers against the fake Kubernetes API server (real kube-rs client, ordinary
 //! kubeconfig), on paused tokio time: health transitions only on state changes, Warning events
 //! published once across reconnects and relists, deletions during a 410 gap reported, one dead
-//! cluster restarted and parked alone, namespace globs.
+//! cluster restarted and parked alone, namespace globs; a long sink outage owes at most one
+//! transition per object and one alert per event, and loses nothing.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
-use ractor::{Actor, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{json, Value};
 use sre_actors::emit::Emitter;
 use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, Window};
 use sre_actors::ingest::metrics::IngestMetrics;
+use sre_actors::ingest::publisher::PublisherMsg;
 use sre_actors::kubernetes::client::Guard;
 use sre_actors::kubernetes::cluster::{ClusterWatcher, WatcherArgs};
 use sre_actors::kubernetes::metrics::KubeMetrics;
+use sre_actors::kubernetes::pump::{BATCH, WATCH_CREDITS};
 use sre_actors::kubernetes::records::Context;
 use sre_actors::providers::{BreakerConfig, ProviderMetrics, Providers};
 use sre_config::{ClusterConfig, ResourceType, RetryConfig, SecretStore, Upstream, WatchConfig};
@@ -45,6 +51,15 @@ fn watch(types: &[ResourceType], namespaces: &[&str]) -> WatchConfig {
 }
 
 async fn rig(clusters: &[(&str, &FakeKube)], watch: WatchConfig) -> Rig {
+    rig_with(clusters, watch, Emitter::Channel).await
+}
+
+/// A rig whose watchers emit through `emitter`, given the channel the rig reads.
+async fn rig_with(
+    clusters: &[(&str, &FakeKube)],
+    watch: WatchConfig,
+    emitter: impl FnOnce(mpsc::UnboundedSender<Vec<IntentRecord>>) -> Emitter,
+) -> Rig {
     sre_actors::providers::client::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let retry = RetryConfig {
@@ -80,6 +95,7 @@ async fn rig(clusters: &[(&str, &FakeKube)], watch: WatchConfig) -> Rig {
     let ingest_metrics = IngestMetrics::new(&mut registry);
     let observer = Observer::default();
     let (tx, rx) = mpsc::unbounded_channel();
+    let emitter = emitter(tx);
     let policy = RestartPolicy {
         backoff_min: Duration::from_secs(1),
         backoff_max: Duration::from_secs(30),
@@ -133,7 +149,7 @@ async fn rig(clusters: &[(&str, &FakeKube)], watch: WatchConfig) -> Rig {
                 topic: "sre.domain.intents.v1".into(),
                 source: format!("sre-integration/kubernetes/{name}"),
             },
-            emitter: Emitter::Channel(tx.clone()),
+            emitter: emitter.clone(),
             dedup: Some(dedup_slot.clone()),
             metrics: metrics.clone(),
             readiness: Readiness::default(),
@@ -846,4 +862,268 @@ async fn a_killed_watcher_leaves_no_watch_behind() {
     fake.apply(crashing(fk::pod(NS, "api"), "CrashLoopBackOff", 1));
     assert_eq!(value(&r.next().await[0])["current"]["state"], "Failing");
     r.stop().await;
+}
+
+/// A sink that fails every publish while `down` is set (as a broker outage does), and
+/// otherwise hands the records over.
+struct FlakySink;
+
+struct FlakyState {
+    tx: mpsc::UnboundedSender<Vec<IntentRecord>>,
+    down: Arc<AtomicBool>,
+    /// Publishes refused so far.
+    refused: Arc<AtomicUsize>,
+}
+
+impl Actor for FlakySink {
+    type Msg = PublisherMsg;
+    type State = FlakyState;
+    type Arguments = FlakyState;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<PublisherMsg>,
+        args: FlakyState,
+    ) -> Result<FlakyState, ActorProcessingErr> {
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<PublisherMsg>,
+        msg: PublisherMsg,
+        st: &mut FlakyState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let PublisherMsg::Publish(records, reply) = msg {
+            if st.down.load(Ordering::SeqCst) {
+                st.refused.fetch_add(1, Ordering::SeqCst);
+                let _ = reply.send(Err(sre_sink::SinkError::Closed));
+            } else {
+                let _ = st.tx.send(records);
+                let _ = reply.send(Ok(()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The value of the sample `series` (0 when absent).
+fn sample(metrics: &str, series: &str) -> i64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A 10-minute sink outage while every pod flips state every 10 s, pods are replaced and
+/// Warning events repeat: the watcher owes at most one transition per object and one alert
+/// per event (the gauges say so throughout), and once the sink is back it emits exactly the
+/// newest state of each, nothing lost and nothing twice.
+#[tokio::test(start_paused = true)]
+async fn a_long_sink_outage_owes_the_newest_state_per_object_and_loses_nothing() {
+    const PODS: usize = 60;
+    const EVENTS: usize = 10;
+    let fake = FakeKube::start().await;
+    for i in 0..PODS {
+        fake.apply(fk::pod(NS, &format!("p{i:03}")));
+    }
+    let event = |name: &str, count: u32| {
+        fk::warning_event(
+            NS,
+            &format!("{name}.1"),
+            "Pod",
+            name,
+            "BackOff",
+            "Back-off",
+            count,
+        )
+    };
+    for e in 0..EVENTS {
+        fake.apply(event(&format!("p{e:03}"), 1));
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let down = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let (sink, _) = Actor::spawn(
+        None,
+        FlakySink,
+        FlakyState {
+            tx,
+            down: down.clone(),
+            refused: refused.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let slot = ActorSlot::default();
+    slot.publish(sink.clone());
+    let mut r = rig_with(
+        &[("dev", &fake)],
+        watch(&[ResourceType::Pods, ResourceType::Events], &["ameide-*"]),
+        |_| Emitter::Publisher(slot.clone()),
+    )
+    .await;
+    r.rx = rx;
+    let mut baseline = 0;
+    while baseline < PODS + EVENTS {
+        baseline += r.next().await.len();
+    }
+
+    down.store(true, Ordering::SeqCst);
+    let owed_t = r#"sre_k8s_owed_transitions{cluster="dev"}"#;
+    let owed_w = r#"sre_k8s_owed_warning_events{cluster="dev"}"#;
+    let queued = r#"sre_k8s_watch_items_queued{cluster="dev"}"#;
+    let since = |round: u32| format!("2026-11-29T02:{:02}:{:02}Z", round / 6, (round % 6) * 10);
+    for round in 1..=60u32 {
+        // p000..p049 flip every round (odd ones end Failing, even ones Healthy as reported).
+        for i in 0..50 {
+            let name = format!("p{i:03}");
+            if (round as usize + i) % 2 == 1 {
+                fake.apply(crashing_since(
+                    fk::pod(NS, &name),
+                    "CrashLoopBackOff",
+                    round,
+                    &since(round),
+                ));
+            } else {
+                fake.apply(healthy_since(NS, &name, &since(round)));
+            }
+        }
+        for e in 0..EVENTS {
+            fake.apply(event(&format!("p{e:03}"), round + 1));
+        }
+        if round == 30 {
+            // Replaced: p050..p059 go (reported, so owed as Deleted); n000..n009 come, and
+            // n005..n009 go again before anything was reported (nothing owed for them).
+            for i in 50..PODS {
+                assert!(fake.delete("v1", "Pod", Some(NS), &format!("p{i:03}")));
+            }
+            for i in 0..10 {
+                fake.apply(fk::pod(NS, &format!("n{i:03}")));
+            }
+        }
+        if round == 40 {
+            for i in 5..10 {
+                assert!(fake.delete("v1", "Pod", Some(NS), &format!("n{i:03}")));
+            }
+        }
+        if round >= 30 {
+            for x in 0..5 {
+                fake.apply(event(&format!("x{x:03}"), round - 28));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let m = r.metrics();
+        assert!(
+            sample(&m, owed_t) <= (PODS + 10) as i64,
+            "round {round}: at most one owed transition per object: {}",
+            sample(&m, owed_t)
+        );
+        assert!(sample(&m, owed_w) <= (EVENTS + 5) as i64, "round {round}");
+        assert!(sample(&m, queued) <= (WATCH_CREDITS * BATCH) as i64);
+        assert!(
+            r.rx.try_recv().is_err(),
+            "nothing gets through a sink that is down"
+        );
+    }
+    // Once the churn is applied: 25 Failing + 10 Deleted + 5 created; 15 events.
+    let (failing, deleted, created) = (25, PODS - 50, 5);
+    let expected_t = (failing + deleted + created) as i64;
+    let expected_w = (EVENTS + 5) as i64;
+    let mut settled = false;
+    for _ in 0..600 {
+        let m = r.metrics();
+        if sample(&m, owed_t) == expected_t && sample(&m, owed_w) == expected_w {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let m = r.metrics();
+    assert!(
+        settled,
+        "owed {} transitions and {} events",
+        sample(&m, owed_t),
+        sample(&m, owed_w)
+    );
+    assert!(
+        sample(
+            &m,
+            r#"sre_k8s_health_transitions_coalesced_total{cluster="dev",kind="Pod"}"#
+        ) > 0,
+        "{m}"
+    );
+    assert!(
+        sample(
+            &m,
+            r#"sre_k8s_warning_events_total{cluster="dev",decision="coalesced"}"#
+        ) > 0,
+        "{m}"
+    );
+
+    // One attempt per backoff step (1 s doubling to 60 s: ~15 in 10 minutes), not one per
+    // batch of watch items (hundreds: every round, every reconcile's relist).
+    let attempts = refused.load(Ordering::SeqCst);
+    assert!((5..=30).contains(&attempts), "{attempts} publish attempts");
+
+    // The sink is back: exactly the newest state of each object and event, once.
+    down.store(false, Ordering::SeqCst);
+    let mut health = BTreeMap::<String, Vec<Value>>::new();
+    let mut alerts = BTreeMap::<String, Vec<u64>>::new();
+    let mut keys = Vec::new();
+    while health.len() < (failing + deleted + created) || alerts.len() < EVENTS + 5 {
+        for rec in r.next().await {
+            keys.push(rec.idempotency_key().unwrap().to_owned());
+            let v = value(&rec);
+            if rec.header("ce_type") == Some("RecordHealthCheckRequested") {
+                let name = v["subject"]["name"].as_str().unwrap().to_owned();
+                health.entry(name).or_default().push(v);
+            } else {
+                let name = v["involvedObject"]["name"].as_str().unwrap().to_owned();
+                alerts
+                    .entry(name)
+                    .or_default()
+                    .push(v["count"].as_u64().unwrap());
+            }
+        }
+    }
+    for (name, vs) in &health {
+        assert_eq!(vs.len(), 1, "{name} reported once: {vs:?}");
+        let v = &vs[0];
+        let i: usize = name[1..].parse().unwrap();
+        let got = (
+            v["reason"].as_str().unwrap(),
+            v["current"]["state"].as_str().unwrap(),
+        );
+        match &name[..1] {
+            "p" if i < 50 => {
+                assert_eq!(i % 2, 1, "{name}: an even pod ends as reported");
+                assert_eq!(got, ("changed", "Failing"), "{name}");
+                assert_eq!(v["previous"]["state"], "Healthy");
+            }
+            "p" => assert_eq!(got, ("deleted", "Deleted"), "{name}"),
+            _ => {
+                assert!(i < 5, "{name} came and went unreported");
+                assert_eq!(got, ("created", "Healthy"), "{name}");
+            }
+        }
+    }
+    let last = since(60);
+    assert!(
+        keys.iter()
+            .filter(|k| k.contains(":Failing:"))
+            .all(|k| k.ends_with(&last)),
+        "the newest episode: {keys:?}"
+    );
+    for (name, counts) in &alerts {
+        let newest = if name.starts_with('x') { 32 } else { 61 };
+        assert_eq!(counts, &[newest], "{name}: the newest occurrence, once");
+    }
+    let m = r.metrics();
+    assert_eq!((sample(&m, owed_t), sample(&m, owed_w)), (0, 0), "{m}");
+    // Nothing else is owed: the reconciles that follow repeat nothing.
+    tokio::time::sleep(POLL * 2).await;
+    assert!(r.rx.try_recv().is_err());
+    r.stop().await;
+    sink.stop(None);
 }

@@ -80,6 +80,15 @@ enum Cmd {
         #[arg(long, default_value_t = 200_000)]
         events: usize,
     },
+    /// Only the Kubernetes backlog figure (memory through a sink outage, issue 9 item 6).
+    K8sBacklog {
+        /// Pods in the simulated cluster.
+        #[arg(long, default_value_t = 5000)]
+        pods: usize,
+        /// Length of the outage, in simulated minutes.
+        #[arg(long, default_value_t = 10)]
+        minutes: u32,
+    },
     /// Only the dedup memory figure.
     DedupMemory {
         /// Fingerprints.
@@ -107,6 +116,7 @@ fn main() {
         }
         Cmd::ArgocdParse { applications } => println!("{}", argocd_parse(applications)),
         Cmd::K8sTranslate { pods, events } => println!("{}", k8s_translate(pods, events)),
+        Cmd::K8sBacklog { pods, minutes } => println!("{}", k8s_backlog(pods, minutes)),
         Cmd::DedupMemory { fingerprints } => {
             let b = dedup_bytes(fingerprints);
             println!("dedup: {b:.1} bytes per fingerprint at {fingerprints}");
@@ -465,6 +475,7 @@ fn run(seconds: u64, rounds: u32, connections: u32, sre: &Path, fingerprints: us
     let bytes = dedup_bytes(fingerprints);
     println!("target 4 dedup memory: {bytes:.1} bytes per fingerprint at {fingerprints} fingerprints (RSS delta) | target <= 200");
     println!("{}", k8s_translate(10_000, 200_000));
+    println!("{}", k8s_backlog(5000, 10));
     println!(
         "target 6 webhook p99 while an actor is restarted every 100 ms ({restarts} restarts), {connections} conns: p99 {:.2} ms, {:.0} alerts/s{} | undisturbed p99 {:.2} ms, {:.0} alerts/s | p99 ratio {:.2} | target <= 1.10",
         stormy.p99_ms,
@@ -795,7 +806,7 @@ fn k8s_pod_event(i: usize, rv: u64, crashing: bool) -> Vec<u8> {
 fn k8s_translate(pods: usize, events: usize) -> String {
     use sre_actors::kubernetes::observe::{NamespaceFilter, Observation};
     use sre_actors::kubernetes::records::{self, Context};
-    use sre_actors::kubernetes::tracker::Tracker;
+    use sre_actors::kubernetes::tracker::{ObjectKind, Tracker};
     // Every 20th event flips its pod between healthy and crash looping.
     let lines: Vec<Vec<u8>> = (0..events)
         .map(|e| {
@@ -815,7 +826,7 @@ fn k8s_translate(pods: usize, events: usize) -> String {
     let mut rates = Vec::new();
     let mut records_built = 0usize;
     for _ in 0..3 {
-        let mut tracker = Tracker::new("Pod");
+        let mut tracker = Tracker::new(ObjectKind::Pod);
         records_built = 0;
         let started = Instant::now();
         for chunk in lines.chunks(512) {
@@ -919,6 +930,196 @@ fn k8s_translate_warnings(events: usize) -> (f64, f64) {
     rates.sort_by(f64::total_cmp);
     let took = events as f64 / rates[1];
     (events as f64 / took, bytes as f64 / events as f64 / 1e3)
+}
+
+/// Issue 9 item 6: what a watcher holds through a sink outage. In-process, the watcher's own
+/// state machines (tracker, Warning event log, owed warnings) fed as the actor feeds them,
+/// with nothing settled (every emit fails): `pods` pods, each updated every 10 simulated
+/// seconds (every update flips the pod between healthy and crash looping), 1% of the pods
+/// replaced per minute (new uid), and 500 Warning events per round (2,000 recurring events
+/// whose counts grow, plus 50 new ones). Reports the owed entries and RSS per minute, then
+/// "the sink returns": everything owed is built into records and settled, and checked to
+/// be exactly the newest state per object and per event.
+fn k8s_backlog(pods: usize, minutes: u32) -> String {
+    use std::collections::HashMap;
+
+    use sre_actors::kubernetes::health::State;
+    use sre_actors::kubernetes::observe::{Observation, WarningEvent};
+    use sre_actors::kubernetes::outbox::{Owed, OwedWarnings, MAX_OWED_WARNINGS};
+    use sre_actors::kubernetes::records::{self, Context};
+    use sre_actors::kubernetes::tracker::{EventLog, ObjectKind, Tracker};
+    use sre_actors::kubernetes::view::{EventView, PodView};
+
+    let decode_pod = |line: &[u8]| -> Observation {
+        match serde_json::from_slice::<kube::core::WatchEvent<PodView>>(line).expect("pod") {
+            kube::core::WatchEvent::Modified(p) | kube::core::WatchEvent::Added(p) => {
+                Observation::pod(&p)
+            }
+            _ => unreachable!("a pod event"),
+        }
+    };
+    let uid_of = |i: usize| format!("5f0c1d2e-0000-4000-8000-{i:012}");
+    let ctx = Context {
+        cluster: "bench".into(),
+        topic: "sre.domain.intents.v1".into(),
+        source: "sre-integration/kubernetes/bench".into(),
+    };
+    let mut tracker = Tracker::new(ObjectKind::Pod);
+    let mut log = EventLog::default();
+    let mut owed = OwedWarnings::new(MAX_OWED_WARNINGS);
+    // Slot s holds pod index slots[s]; replaced pods get fresh indexes (fresh uids).
+    let mut slots: Vec<usize> = (0..pods).collect();
+    let mut next_index = pods;
+    let mut rv = 1u64;
+    tracker.relist_start(None);
+    for &i in &slots {
+        tracker.observe(decode_pod(&k8s_pod_event(i, rv, false)));
+    }
+    tracker.relist_done();
+    tracker.settle(&tracker.pending(usize::MAX));
+    // What the sink last accepted, and what was applied last (uid -> crashing).
+    let reported: HashMap<String, bool> = slots.iter().map(|&i| (uid_of(i), false)).collect();
+    let mut newest: HashMap<String, bool> = reported.clone();
+    let mut deleted: Vec<String> = Vec::new();
+    let mut event_counts: HashMap<String, u64> = HashMap::new();
+    let warning = |name: &str, count: u64| -> WarningEvent {
+        let object = sre_test_support::kube::warning_event(
+            "ameide-1",
+            name,
+            "Pod",
+            "api",
+            "BackOff",
+            "Back-off restarting failed container app in pod api_ameide",
+            count as u32,
+        );
+        let line = format!(r#"{{"type":"MODIFIED","object":{object}}}"#);
+        match serde_json::from_str::<kube::core::WatchEvent<EventView>>(&line).expect("event") {
+            kube::core::WatchEvent::Modified(e) => WarningEvent::of(&e).expect("a Warning"),
+            _ => unreachable!("an event"),
+        }
+    };
+    let mut newest_count: HashMap<String, u64> = HashMap::new();
+    let before = rss_bytes();
+    let mut per_minute: Vec<(u64, usize, usize)> = Vec::new();
+    let (mut updates, mut max_owed_t, mut max_owed_w) = (0usize, 0usize, 0usize);
+    let started = Instant::now();
+    for round in 0..minutes as usize * 6 {
+        for (s, &i) in slots.iter().enumerate() {
+            rv += 1;
+            let crashing = (round + s) % 2 == 0;
+            tracker.observe(decode_pod(&k8s_pod_event(i, rv, crashing)));
+            newest.insert(uid_of(i), crashing);
+            updates += 1;
+        }
+        if round % 6 == 5 {
+            // 1% replaced: the old pods deleted (reported ones owe a Deleted), new ones created.
+            for s in (0..slots.len()).step_by(100) {
+                let old = uid_of(slots[s]);
+                tracker.delete(&old);
+                newest.remove(&old);
+                if reported.contains_key(&old) {
+                    deleted.push(old);
+                }
+                slots[s] = next_index;
+                next_index += 1;
+                rv += 1;
+                tracker.observe(decode_pod(&k8s_pod_event(slots[s], rv, false)));
+                newest.insert(uid_of(slots[s]), false);
+            }
+        }
+        // 2,500 recurring Warning events (a crash-looping container's BackOff is one Event
+        // object whose count grows), 500 of them repeated per round.
+        for e in 0..500 {
+            let name = format!("api-{:05}.17a", (round * 500 + e) % 2500);
+            let count = event_counts.entry(name.clone()).or_insert(0);
+            *count += 1;
+            let w = warning(&name, *count);
+            newest_count.insert(w.uid.clone(), w.count);
+            if log.is_new(&w) {
+                owed.push(w);
+            }
+        }
+        max_owed_t = max_owed_t.max(tracker.dirty());
+        max_owed_w = max_owed_w.max(owed.len());
+        if round % 6 == 5 {
+            per_minute.push((rss_bytes(), tracker.dirty(), owed.len()));
+        }
+    }
+    let simulated = started.elapsed();
+    // Then an event storm: 20,000 distinct new Warning events while still down. The owed
+    // events stay at the cap; the oldest are dropped (counted by the watcher).
+    let storm_before = rss_bytes();
+    let mut dropped = 0usize;
+    for e in 0..20_000 {
+        let w = warning(&format!("storm-{e:05}.17c"), 1);
+        newest_count.insert(w.uid.clone(), w.count);
+        if log.is_new(&w) {
+            dropped += usize::from(matches!(owed.push(w), Owed::DroppedOldest(_)));
+        }
+        max_owed_w = max_owed_w.max(owed.len());
+    }
+    let storm_after = rss_bytes();
+    // The sink returns: everything owed goes out once, as the newest state.
+    let transitions = tracker.pending(usize::MAX);
+    let mut wrong = 0usize;
+    for t in &transitions {
+        let ok = match t.current.state {
+            State::Deleted => deleted.contains(&t.uid),
+            State::Failing => newest.get(&t.uid) == Some(&true),
+            _ => newest.get(&t.uid) == Some(&false) && !reported.contains_key(&t.uid),
+        };
+        wrong += usize::from(!ok);
+        records::health(&ctx, t, "2026-11-29T00:00:00.000Z", "bench").expect("record");
+    }
+    // Owed: pods whose newest state differs from the reported one, new pods, deletions.
+    let expected_t = newest
+        .iter()
+        .filter(|(uid, crashing)| reported.get(*uid) != Some(*crashing))
+        .count()
+        + deleted.len();
+    tracker.settle(&transitions);
+    let warnings = owed.oldest(usize::MAX);
+    for w in &warnings {
+        wrong += usize::from(newest_count.get(&w.uid) != Some(&w.count));
+        records::warning(&ctx, w, "2026-11-29T00:00:00.000Z", "bench").expect("record");
+        log.settle(w);
+    }
+    owed.done(&warnings);
+    assert_eq!(
+        transitions.len(),
+        expected_t,
+        "exactly one transition per changed object"
+    );
+    assert_eq!(
+        warnings.len() + dropped,
+        newest_count.len(),
+        "one alert per event, but for the oldest dropped past the cap"
+    );
+    assert_eq!(wrong, 0, "every record carries the newest state");
+    assert_eq!((tracker.dirty(), owed.len()), (0, 0));
+    let mb = |b: u64| b as f64 / 1e6;
+    let (first, _, _) = per_minute[0];
+    let (last, _, _) = *per_minute.last().expect("a minute");
+    let growth = last as f64 - first as f64;
+    let flat = growth <= (2e6f64).max(first as f64 * 0.05);
+    let trace: Vec<String> = per_minute
+        .iter()
+        .map(|(rss, t, w)| format!("{:.0}/{t}/{w}", mb(*rss)))
+        .collect();
+    format!(
+        "k8s backlog through a {minutes}-minute sink outage ({pods} pods each updated every 10 s, 1% replaced per minute, 2500 recurring Warning events, 500 repeated per 10 s; {updates} pod updates; in-process watcher state, nothing settled; simulated in {:.1} s): owed transitions max {max_owed_t} (objects {}) | RSS before the outage {:.1} MB, after minute 1 {:.1} MB, after minute {minutes} {:.1} MB ({:+.1} MB over minutes 1..{minutes}): {} | per minute RSS MB/owed transitions/owed events: {} | then a storm of 20000 new events: owed events max {max_owed_w} (cap {MAX_OWED_WARNINGS}), {dropped} oldest dropped, RSS {:+.1} MB | sink back: {} transitions + {} alerts, exactly the newest state per object and event",
+        simulated.as_secs_f64(),
+        pods + deleted.len(),
+        mb(before),
+        mb(first),
+        mb(last),
+        growth / 1e6,
+        if flat { "flat" } else { "NOT flat" },
+        trace.join(" "),
+        (storm_after as f64 - storm_before as f64) / 1e6,
+        transitions.len(),
+        warnings.len(),
+    )
 }
 
 fn rss_bytes() -> u64 {

@@ -35,6 +35,7 @@ use crate::emit::EmitError;
 use crate::ingest::claim::{Delivered, Delivery};
 use crate::ingest::dedup::key_hash;
 use crate::providers::UpstreamClient;
+use crate::timer::Timer;
 
 /// Failed polls in a row after which the actor fails.
 pub const MAX_FAILURES: u32 = 5;
@@ -85,6 +86,8 @@ pub struct PollerState {
     last: Option<BTreeMap<String, AppState>>,
     failures: u32,
     counted: Vec<AppLabels>,
+    /// The next `Poll` (aborted with the state: a killed poller leaves no timer behind).
+    next_poll: Timer<PollerMsg>,
 }
 
 impl Actor for EnvPoller {
@@ -109,6 +112,7 @@ impl Actor for EnvPoller {
             last: None,
             failures: 0,
             counted: Vec::new(),
+            next_poll: Timer::default(),
         })
     }
 
@@ -118,7 +122,8 @@ impl Actor for EnvPoller {
         state: &mut PollerState,
     ) -> Result<(), ActorProcessingErr> {
         // Spread the first polls of the environments over a tenth of the interval.
-        schedule(&myself, state.args.interval.mul_f64(fastrand::f64() * 0.1));
+        let first = state.args.interval.mul_f64(fastrand::f64() * 0.1);
+        schedule(&myself, state, first);
         Ok(())
     }
 
@@ -149,12 +154,9 @@ fn read_token(args: &PollerArgs) -> Result<Option<SecretString>, String> {
     }
 }
 
-fn schedule(myself: &ActorRef<PollerMsg>, after: Duration) {
-    let me = myself.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(after).await;
-        let _ = me.cast(PollerMsg::Poll);
-    });
+/// Schedules the next poll (replacing any pending one).
+fn schedule(myself: &ActorRef<PollerMsg>, state: &mut PollerState, after: Duration) {
+    state.next_poll.set(myself, after, || PollerMsg::Poll);
 }
 
 fn jittered(interval: Duration) -> Duration {
@@ -204,7 +206,8 @@ async fn on_poll(
             if let Err(e) = report(state, apps).await {
                 tracing::warn!(env = %env, error = %e, "fleet not recorded; retried on the next poll");
             }
-            schedule(myself, jittered(state.args.interval));
+            let next = jittered(state.args.interval);
+            schedule(myself, state, next);
             Ok(())
         }
         Err(PollError::Unauthorized(code)) => {
@@ -231,7 +234,7 @@ async fn on_poll(
                 .args
                 .interval
                 .saturating_mul(1 << state.failures.min(3));
-            schedule(myself, jittered(backoff));
+            schedule(myself, state, jittered(backoff));
             Ok(())
         }
     }

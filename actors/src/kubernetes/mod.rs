@@ -11,6 +11,8 @@
 //! - [`tracker`]: what a watcher remembers and still owes downstream — pure state machines.
 //! - [`records`]: intent records from transitions and Warning events.
 //! - [`cluster`]: the `ClusterWatcher` actor.
+//! - [`pump`]: its watch streams (watch, convert, hand over in batches).
+//! - [`outbox`]: what it owes downstream and how that is emitted (claim, emit, settle, retry).
 //! - [`read`]: get / list / describe / events / logs across clusters (Secrets: metadata only).
 //! - [`metrics`]: the `sre_k8s_*` metrics.
 
@@ -19,6 +21,8 @@ pub mod cluster;
 pub mod health;
 pub mod metrics;
 pub mod observe;
+pub mod outbox;
+pub mod pump;
 pub mod read;
 pub mod records;
 pub mod tracker;

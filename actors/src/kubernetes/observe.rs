@@ -26,18 +26,36 @@ pub struct Observation {
     pub assessment: Assessment,
 }
 
-/// uid, namespace, name and resourceVersion of an object (empty strings when absent).
-pub fn identity(m: &ObjectMeta) -> (String, String, String, String) {
-    (
-        m.uid.clone().unwrap_or_default(),
-        m.namespace.clone().unwrap_or_default(),
-        m.name.clone().unwrap_or_default(),
-        m.resource_version.clone().unwrap_or_default(),
-    )
+/// Who an object is: uid, namespace, name and resourceVersion (empty strings when absent).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectId {
+    /// uid.
+    pub uid: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// resourceVersion.
+    pub resource_version: String,
+}
+
+/// The [`ObjectId`] in `m`.
+pub fn identity(m: &ObjectMeta) -> ObjectId {
+    ObjectId {
+        uid: m.uid.clone().unwrap_or_default(),
+        namespace: m.namespace.clone().unwrap_or_default(),
+        name: m.name.clone().unwrap_or_default(),
+        resource_version: m.resource_version.clone().unwrap_or_default(),
+    }
 }
 
 fn observation(m: &ObjectMeta, assessment: Assessment) -> Observation {
-    let (uid, namespace, name, resource_version) = identity(m);
+    let ObjectId {
+        uid,
+        namespace,
+        name,
+        resource_version,
+    } = identity(m);
     Observation {
         uid,
         namespace,

@@ -56,7 +56,7 @@ pub fn health(
         source: "kubernetes",
         cluster: &ctx.cluster,
         subject: ObjectRef {
-            kind: t.kind,
+            kind: t.kind.as_str(),
             namespace: &t.namespace,
             name: &t.name,
             uid: &t.uid,
@@ -71,7 +71,7 @@ pub fn health(
             reason: non_empty(&t.current.reason),
             message: non_empty(&t.current.message),
         },
-        reason: t.reason,
+        reason: t.reason.as_str(),
         observed_at: at,
     };
     IntentRecord::new(
@@ -81,7 +81,10 @@ pub fn health(
             source: &ctx.source,
             key: format!(
                 "health:{}/{}/{}/{}",
-                ctx.cluster, t.namespace, t.kind, t.name
+                ctx.cluster,
+                t.namespace,
+                t.kind.as_str(),
+                t.name
             ),
             idempotency_key: health_key(&ctx.cluster, t),
             correlation_id,

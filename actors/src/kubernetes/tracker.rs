@@ -18,7 +18,82 @@
 use std::collections::{HashMap, HashSet};
 
 use super::health::{self, Assessment, Endpoints, ServiceShape, State};
-use super::observe::{Observation, SliceInfo, WarningEvent};
+use super::observe::{ObjectId, Observation, SliceInfo, WarningEvent};
+
+/// The kinds whose health is tracked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectKind {
+    /// core/v1 Pod.
+    Pod,
+    /// apps/v1 Deployment.
+    Deployment,
+    /// core/v1 Service.
+    Service,
+}
+
+impl ObjectKind {
+    /// Its Kubernetes kind, as intents and metrics name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Pod => "Pod",
+            ObjectKind::Deployment => "Deployment",
+            ObjectKind::Service => "Service",
+        }
+    }
+}
+
+/// Why a transition is reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransitionReason {
+    /// First seen in the first full list.
+    Baseline,
+    /// Created after the first full list.
+    Created,
+    /// Its state changed.
+    Changed,
+    /// It is gone.
+    Deleted,
+}
+
+impl TransitionReason {
+    /// Its name in intents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransitionReason::Baseline => "baseline",
+            TransitionReason::Created => "created",
+            TransitionReason::Changed => "changed",
+            TransitionReason::Deleted => "deleted",
+        }
+    }
+}
+
+/// A full list in progress: its scope (a namespace, or all of them) and the uids it listed.
+#[derive(Debug)]
+struct Relist {
+    scope: Option<String>,
+    seen: HashSet<String>,
+}
+
+impl Relist {
+    fn new(scope: Option<String>) -> Self {
+        Relist {
+            scope,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Whether `namespace` is in the relisted scope.
+    fn covers(&self, namespace: &str) -> bool {
+        self.scope.as_ref().is_none_or(|ns| ns == namespace)
+    }
+}
+
+/// A Service by namespace and name (what an EndpointSlice names).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ServiceName {
+    namespace: String,
+    name: String,
+}
 
 /// A state a tracker reported downstream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,8 +121,8 @@ struct Entry {
 /// A transition owed downstream.
 #[derive(Clone, Debug)]
 pub struct Transition {
-    /// `Pod`, `Deployment`, `Service`.
-    pub kind: &'static str,
+    /// The object's kind.
+    pub kind: ObjectKind,
     /// Object uid.
     pub uid: String,
     /// Namespace.
@@ -60,25 +135,27 @@ pub struct Transition {
     pub current: Assessment,
     /// The episode marker of the current state.
     pub episode: String,
-    /// `baseline` (seen in the first list), `created`, `changed` or `deleted`.
-    pub reason: &'static str,
+    /// Why it is reported.
+    pub reason: TransitionReason,
 }
 
 /// One resource kind's objects (keyed by uid).
 #[derive(Debug)]
 pub struct Tracker {
-    kind: &'static str,
+    kind: ObjectKind,
     entries: HashMap<String, Entry>,
     dirty: HashSet<String>,
-    relisting: Option<(Option<String>, HashSet<String>)>,
+    relisting: Option<Relist>,
     synced: bool,
     /// Entries kept only until their deletion is reported.
     deleted: usize,
+    /// Owed transitions superseded since [`Tracker::take_coalesced`] was last called.
+    coalesced: u64,
 }
 
 impl Tracker {
     /// An empty tracker for `kind`.
-    pub fn new(kind: &'static str) -> Self {
+    pub fn new(kind: ObjectKind) -> Self {
         Tracker {
             kind,
             entries: HashMap::new(),
@@ -86,6 +163,7 @@ impl Tracker {
             relisting: None,
             synced: false,
             deleted: 0,
+            coalesced: 0,
         }
     }
 
@@ -99,20 +177,31 @@ impl Tracker {
         self.len() == 0
     }
 
+    /// The kind tracked.
+    pub fn kind(&self) -> ObjectKind {
+        self.kind
+    }
+
     /// Whether a first full list has completed.
     pub fn synced(&self) -> bool {
         self.synced
     }
 
-    /// Transitions owed.
+    /// Transitions owed: at most one per object remembered, whatever happens meanwhile.
     pub fn dirty(&self) -> usize {
         self.dirty.len()
     }
 
+    /// How many owed transitions were superseded by a newer state of the same object (or
+    /// cancelled by its deletion before anything was reported) since the last call.
+    pub fn take_coalesced(&mut self) -> u64 {
+        std::mem::take(&mut self.coalesced)
+    }
+
     /// Records an object's current state.
     pub fn observe(&mut self, o: Observation) {
-        if let Some((_, seen)) = &mut self.relisting {
-            seen.insert(o.uid.clone());
+        if let Some(r) = &mut self.relisting {
+            r.seen.insert(o.uid.clone());
         }
         let Observation {
             uid,
@@ -154,6 +243,10 @@ impl Tracker {
             // Listed again (a stale DELETED): it exists after all.
             self.deleted -= 1;
         }
+        if entry.current.state != assessment.state && self.dirty.contains(&uid) {
+            // Newest state wins: the transition still owed is replaced, not queued behind.
+            self.coalesced += 1;
+        }
         entry.current = assessment;
         entry.resource_version = resource_version;
         let owed = entry
@@ -175,10 +268,15 @@ impl Tracker {
         if entry.reported.is_none() {
             // Never reported: nothing downstream to tell.
             self.entries.remove(uid);
-            self.dirty.remove(uid);
+            if self.dirty.remove(uid) {
+                self.coalesced += 1;
+            }
             return;
         }
         if entry.current.state != State::Deleted {
+            if self.dirty.contains(uid) {
+                self.coalesced += 1;
+            }
             self.deleted += 1;
             entry.current = Assessment::deleted();
             entry.episode = format!("rv{}", entry.resource_version);
@@ -188,13 +286,13 @@ impl Tracker {
 
     /// A full list of `namespace` (all namespaces when `None`) begins.
     pub fn relist_start(&mut self, namespace: Option<String>) {
-        self.relisting = Some((namespace, HashSet::new()));
+        self.relisting = Some(Relist::new(namespace));
     }
 
     /// The full list is complete: whatever it did not contain in its scope is deleted.
     /// Returns how many objects that was.
     pub fn relist_done(&mut self) -> usize {
-        let Some((scope, seen)) = self.relisting.take() else {
+        let Some(relist) = self.relisting.take() else {
             return 0;
         };
         self.synced = true;
@@ -202,9 +300,9 @@ impl Tracker {
             .entries
             .iter()
             .filter(|(uid, e)| {
-                !seen.contains(*uid)
+                !relist.seen.contains(*uid)
                     && e.current.state != State::Deleted
-                    && scope.as_ref().is_none_or(|ns| *ns == e.namespace)
+                    && relist.covers(&e.namespace)
             })
             .map(|(uid, _)| uid.clone())
             .collect();
@@ -222,10 +320,10 @@ impl Tracker {
             .filter_map(|uid| {
                 let e = self.entries.get(uid)?;
                 let reason = match (&e.reported, e.current.state) {
-                    (Some(_), State::Deleted) => "deleted",
-                    (Some(_), _) => "changed",
-                    (None, _) if e.baseline => "baseline",
-                    (None, _) => "created",
+                    (Some(_), State::Deleted) => TransitionReason::Deleted,
+                    (Some(_), _) => TransitionReason::Changed,
+                    (None, _) if e.baseline => TransitionReason::Baseline,
+                    (None, _) => TransitionReason::Created,
                 };
                 Some(Transition {
                     kind: self.kind,
@@ -276,7 +374,7 @@ struct ServiceEntry {
 
 #[derive(Debug)]
 struct Slice {
-    service: (String, String),
+    service: ServiceName,
     ready: usize,
 }
 
@@ -286,17 +384,17 @@ pub struct ServiceJoin {
     /// The Services' health.
     pub tracker: Tracker,
     services: HashMap<String, ServiceEntry>,
-    by_name: HashMap<(String, String), String>,
+    by_name: HashMap<ServiceName, String>,
     slices: HashMap<String, Slice>,
-    endpoints: HashMap<(String, String), Endpoints>,
-    slice_relist: Option<(Option<String>, HashSet<String>)>,
+    endpoints: HashMap<ServiceName, Endpoints>,
+    slice_relist: Option<Relist>,
     slices_synced: bool,
 }
 
 impl Default for ServiceJoin {
     fn default() -> Self {
         ServiceJoin {
-            tracker: Tracker::new("Service"),
+            tracker: Tracker::new(ObjectKind::Service),
             services: HashMap::new(),
             by_name: HashMap::new(),
             slices: HashMap::new(),
@@ -320,7 +418,10 @@ impl ServiceJoin {
         let Some(s) = self.services.get(uid) else {
             return;
         };
-        let key = (s.namespace.clone(), s.name.clone());
+        let key = ServiceName {
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+        };
         let endpoints = self.endpoints.get(&key).copied().unwrap_or_default();
         let assessment = health::service_shape(s.shape, endpoints);
         self.tracker.observe(Observation {
@@ -333,25 +434,29 @@ impl ServiceJoin {
     }
 
     /// A Service was listed, added or modified.
-    pub fn service(
-        &mut self,
-        uid: String,
-        namespace: String,
-        name: String,
-        rv: String,
-        shape: ServiceShape,
-    ) {
-        if let Some((_, seen)) = &mut self.tracker.relisting {
-            seen.insert(uid.clone());
+    pub fn service(&mut self, id: ObjectId, shape: ServiceShape) {
+        let ObjectId {
+            uid,
+            namespace,
+            name,
+            resource_version,
+        } = id;
+        if let Some(r) = &mut self.tracker.relisting {
+            r.seen.insert(uid.clone());
         }
-        self.by_name
-            .insert((namespace.clone(), name.clone()), uid.clone());
+        self.by_name.insert(
+            ServiceName {
+                namespace: namespace.clone(),
+                name: name.clone(),
+            },
+            uid.clone(),
+        );
         self.services.insert(
             uid.clone(),
             ServiceEntry {
                 namespace,
                 name,
-                resource_version: rv,
+                resource_version,
                 shape,
             },
         );
@@ -361,7 +466,10 @@ impl ServiceJoin {
     /// A Service was deleted.
     pub fn service_deleted(&mut self, uid: &str) {
         if let Some(s) = self.services.remove(uid) {
-            self.by_name.remove(&(s.namespace, s.name));
+            self.by_name.remove(&ServiceName {
+                namespace: s.namespace,
+                name: s.name,
+            });
         }
         self.tracker.delete(uid);
     }
@@ -373,37 +481,32 @@ impl ServiceJoin {
 
     /// A Service relist is done; returns the deletions it revealed.
     pub fn services_relist_done(&mut self) -> usize {
-        let seen: Option<HashSet<String>> = self
-            .tracker
-            .relisting
-            .as_ref()
-            .map(|(_, seen)| seen.clone());
-        let scope = self.tracker.relisting.as_ref().and_then(|(s, _)| s.clone());
-        if let Some(seen) = seen {
+        if let Some(relist) = &self.tracker.relisting {
             let gone: Vec<String> = self
                 .services
                 .iter()
-                .filter(|(uid, s)| {
-                    !seen.contains(*uid) && scope.as_ref().is_none_or(|ns| *ns == s.namespace)
-                })
+                .filter(|(uid, s)| !relist.seen.contains(*uid) && relist.covers(&s.namespace))
                 .map(|(uid, _)| uid.clone())
                 .collect();
             for uid in gone {
                 if let Some(s) = self.services.remove(&uid) {
-                    self.by_name.remove(&(s.namespace, s.name));
+                    self.by_name.remove(&ServiceName {
+                        namespace: s.namespace,
+                        name: s.name,
+                    });
                 }
             }
         }
         self.tracker.relist_done()
     }
 
-    fn slice_changed(&mut self, service: &(String, String)) {
+    fn slice_changed(&mut self, service: &ServiceName) {
         if let Some(uid) = self.by_name.get(service).cloned() {
             self.assess(&uid);
         }
     }
 
-    fn recount(&mut self, service: &(String, String)) {
+    fn recount(&mut self, service: &ServiceName) {
         let mut e = Endpoints::default();
         for s in self.slices.values().filter(|s| &s.service == service) {
             e.slices += 1;
@@ -418,10 +521,13 @@ impl ServiceJoin {
 
     /// An EndpointSlice was listed, added or modified.
     pub fn slice(&mut self, s: SliceInfo) {
-        if let Some((_, seen)) = &mut self.slice_relist {
-            seen.insert(s.uid.clone());
+        if let Some(r) = &mut self.slice_relist {
+            r.seen.insert(s.uid.clone());
         }
-        let service = (s.namespace, s.service);
+        let service = ServiceName {
+            namespace: s.namespace,
+            name: s.service,
+        };
         let previous = self.slices.insert(
             s.uid,
             Slice {
@@ -447,21 +553,19 @@ impl ServiceJoin {
 
     /// An EndpointSlice relist begins.
     pub fn slices_relist_start(&mut self, namespace: Option<String>) {
-        self.slice_relist = Some((namespace, HashSet::new()));
+        self.slice_relist = Some(Relist::new(namespace));
     }
 
     /// An EndpointSlice relist is done: slices it did not contain are gone; the first one
     /// releases the Services held back.
     pub fn slices_relist_done(&mut self) {
-        let Some((scope, seen)) = self.slice_relist.take() else {
+        let Some(relist) = self.slice_relist.take() else {
             return;
         };
         let gone: Vec<String> = self
             .slices
             .iter()
-            .filter(|(uid, s)| {
-                !seen.contains(*uid) && scope.as_ref().is_none_or(|ns| *ns == s.service.0)
-            })
+            .filter(|(uid, s)| !relist.seen.contains(*uid) && relist.covers(&s.service.namespace))
             .map(|(uid, _)| uid.clone())
             .collect();
         for uid in gone {
@@ -548,18 +652,18 @@ mod tests {
 
     #[test]
     fn only_state_changes_are_owed_and_settling_clears_them() {
-        let mut t = Tracker::new("Pod");
+        let mut t = Tracker::new(ObjectKind::Pod);
         t.relist_start(None);
         t.observe(obs("a", State::Healthy, "1"));
         assert_eq!(t.relist_done(), 0);
         let p = t.pending(10);
-        assert_eq!((p.len(), p[0].reason), (1, "baseline"));
+        assert_eq!((p.len(), p[0].reason), (1, TransitionReason::Baseline));
         t.settle(&p);
         t.observe(obs("a", State::Healthy, "2"));
         assert!(t.pending(10).is_empty(), "same state, no transition");
         t.observe(obs("a", State::Failing, "3"));
         let p = t.pending(10);
-        assert_eq!(p[0].reason, "changed");
+        assert_eq!(p[0].reason, TransitionReason::Changed);
         assert_eq!(p[0].previous.as_ref().unwrap().state, State::Healthy);
         assert_eq!(p[0].episode, "rv3");
         // Not settled (emit failed): still owed, same episode after more updates.
@@ -567,12 +671,51 @@ mod tests {
         assert_eq!(t.pending(10)[0].episode, "rv3");
         t.settle(&t.pending(10));
         t.observe(obs("b", State::Pending, "5"));
-        assert_eq!(t.pending(10)[0].reason, "created");
+        assert_eq!(t.pending(10)[0].reason, TransitionReason::Created);
+    }
+
+    /// However often objects change while nothing is settled (the sink is down), at most one
+    /// transition per object is owed, and it carries the newest state.
+    #[test]
+    fn an_outage_owes_one_transition_per_object_with_the_newest_state() {
+        let mut t = Tracker::new(ObjectKind::Pod);
+        t.relist_start(None);
+        for i in 0..10 {
+            t.observe(obs(&format!("p{i}"), State::Healthy, "1"));
+        }
+        t.relist_done();
+        t.settle(&t.pending(100));
+        let states = [State::Failing, State::Degraded, State::Healthy];
+        for round in 0..1000usize {
+            for i in 0..10 {
+                let state = states[(round + i) % states.len()];
+                t.observe(obs(&format!("p{i}"), state, &(round + 2).to_string()));
+            }
+            assert!(t.dirty() <= 10, "{}", t.dirty());
+        }
+        // Newest: round 999 put p<i> in states[(999 + i) % 3]; Healthy ones owe nothing.
+        let p = t.pending(100);
+        let owed: Vec<usize> = (0..10)
+            .filter(|i| states[(999 + i) % 3] != State::Healthy)
+            .collect();
+        assert_eq!(p.len(), owed.len());
+        for tr in &p {
+            let i: usize = tr.uid[1..].parse().unwrap();
+            assert_eq!(tr.current.state, states[(999 + i) % 3], "{}", tr.uid);
+            assert_eq!(tr.previous.as_ref().unwrap().state, State::Healthy);
+        }
+        assert!(t.take_coalesced() > 0);
+        assert_eq!(t.take_coalesced(), 0, "taken");
+        // An object created and deleted while unreported leaves nothing owed.
+        t.observe(obs("q", State::Pending, "5000"));
+        t.delete("q");
+        assert_eq!(t.pending(100).len(), owed.len());
+        assert_eq!(t.take_coalesced(), 1);
     }
 
     #[test]
     fn a_relist_reports_what_vanished_in_the_gap() {
-        let mut t = Tracker::new("Pod");
+        let mut t = Tracker::new(ObjectKind::Pod);
         t.relist_start(None);
         t.observe(obs("a", State::Healthy, "1"));
         t.observe(obs("b", State::Healthy, "1"));
@@ -584,7 +727,7 @@ mod tests {
         let p = t.pending(10);
         assert_eq!(
             (p.len(), p[0].uid.as_str(), p[0].reason),
-            (1, "b", "deleted")
+            (1, "b", TransitionReason::Deleted)
         );
         t.settle(&p);
         assert_eq!(t.len(), 1);
@@ -602,7 +745,15 @@ mod tests {
             selects: true,
         };
         j.services_relist_start(None);
-        j.service("s1".into(), "ns".into(), "api".into(), "1".into(), shape);
+        j.service(
+            ObjectId {
+                uid: "s1".into(),
+                namespace: "ns".into(),
+                name: "api".into(),
+                resource_version: "1".into(),
+            },
+            shape,
+        );
         j.services_relist_done();
         assert!(
             j.tracker.pending(10).is_empty(),
