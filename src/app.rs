@@ -518,8 +518,12 @@ fn cluster_watchers(
                     topic: config.intents.topic.clone(),
                     source: format!("{}/kubernetes/{}", config.intents.source, cluster.name),
                 },
-                emitter: Emitter::Publisher(publisher.clone()),
-                dedup: dedup.clone(),
+                delivery: Delivery::new(
+                    dedup.clone(),
+                    DedupSource::Kubernetes,
+                    Emitter::Publisher(publisher.clone()),
+                    settle_timeout(config),
+                ),
                 metrics: metrics.clone(),
                 readiness: readiness.clone(),
             };

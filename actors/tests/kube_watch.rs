@@ -13,7 +13,8 @@ use prometheus_client::registry::Registry;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{json, Value};
 use sre_actors::emit::Emitter;
-use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, Window};
+use sre_actors::ingest::claim::Delivery;
+use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, DedupSource, Window};
 use sre_actors::ingest::metrics::IngestMetrics;
 use sre_actors::ingest::publisher::PublisherMsg;
 use sre_actors::kubernetes::client::Guard;
@@ -149,8 +150,12 @@ async fn rig_with(
                 topic: "sre.domain.intents.v1".into(),
                 source: format!("sre-integration/kubernetes/{name}"),
             },
-            emitter: emitter.clone(),
-            dedup: Some(dedup_slot.clone()),
+            delivery: Delivery::new(
+                Some(dedup_slot.clone()),
+                DedupSource::Kubernetes,
+                emitter.clone(),
+                Duration::from_secs(30),
+            ),
             metrics: metrics.clone(),
             readiness: Readiness::default(),
         };

@@ -843,8 +843,7 @@ fn k8s_translate(pods: usize, events: usize) -> String {
             }
             let owed = tracker.pending(usize::MAX);
             for t in &owed {
-                let r =
-                    records::health(&ctx, t, "2026-11-29T00:00:00.000Z", "bench").expect("record");
+                let r = records::health(&ctx, t, &BENCH_STAMP).expect("record");
                 records_built += usize::from(!r.key.is_empty());
             }
             tracker.settle(&owed);
@@ -916,8 +915,7 @@ fn k8s_translate_warnings(events: usize) -> (f64, f64) {
             if let kube::core::WatchEvent::Modified(e) = event {
                 if let Some(w) = WarningEvent::of(&e) {
                     if log.is_new(&w) {
-                        let r = records::warning(&ctx, &w, "2026-11-29T00:00:00.000Z", "bench")
-                            .expect("record");
+                        let r = records::warning(&ctx, &w, &BENCH_STAMP).expect("record");
                         built += usize::from(!r.key.is_empty());
                         log.settle(&w);
                     }
@@ -1069,7 +1067,7 @@ fn k8s_backlog(pods: usize, minutes: u32) -> String {
             _ => newest.get(&t.uid) == Some(&false) && !reported.contains_key(&t.uid),
         };
         wrong += usize::from(!ok);
-        records::health(&ctx, t, "2026-11-29T00:00:00.000Z", "bench").expect("record");
+        records::health(&ctx, t, &BENCH_STAMP).expect("record");
     }
     // Owed: pods whose newest state differs from the reported one, new pods, deletions.
     let expected_t = newest
@@ -1081,7 +1079,7 @@ fn k8s_backlog(pods: usize, minutes: u32) -> String {
     let warnings = owed.oldest(usize::MAX);
     for w in &warnings {
         wrong += usize::from(newest_count.get(&w.uid) != Some(&w.count));
-        records::warning(&ctx, w, "2026-11-29T00:00:00.000Z", "bench").expect("record");
+        records::warning(&ctx, w, &BENCH_STAMP).expect("record");
         log.settle(w);
     }
     owed.done(&warnings);
@@ -1134,6 +1132,14 @@ fn rss_bytes() -> u64 {
 
 /// RSS growth per fingerprint after `n` distinct keys are claimed and settled in a real
 /// `Dedup` actor, through the same claim → publish → settle protocol the producers use.
+/// What the bench's Kubernetes records share.
+const BENCH_STAMP: sre_actors::kubernetes::records::Stamp<'static> =
+    sre_actors::kubernetes::records::Stamp {
+        at: "2026-11-29T00:00:00.000Z",
+        correlation_id: "bench",
+        traceparent: None,
+    };
+
 fn dedup_bytes(n: usize) -> f64 {
     use sre_actors::emit::Emitter;
     use sre_actors::ingest::claim::Delivery;

@@ -34,7 +34,8 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sre_config::{ClusterConfig, SecretStore, WatchConfig};
-use sre_supervision::{ActorSlot, Readiness};
+use sre_supervision::Readiness;
+use tracing::Instrument;
 
 use super::client::{connect, Guard};
 use super::metrics::{
@@ -46,8 +47,7 @@ use super::pump::{Credit, Credits, Pump, Pumps};
 pub use super::pump::{Item, Resource, StreamId};
 use super::records::Context;
 use super::tracker::{EventLog, ObjectKind, ServiceJoin, Tracker};
-use crate::emit::Emitter;
-use crate::ingest::dedup::DedupMsg;
+use crate::ingest::claim::Delivery;
 use crate::timer::Timer;
 
 /// Failures of one stream in a row after which the actor fails.
@@ -71,10 +71,9 @@ pub struct WatcherArgs {
     pub guard: Guard,
     /// Cluster, topic, `ce_source`.
     pub context: Context,
-    /// Where intents go.
-    pub emitter: Emitter,
-    /// The dedup actor Warning events are claimed through (`None`: in-memory only).
-    pub dedup: Option<ActorSlot<DedupMsg>>,
+    /// Where intents go: health transitions and Warning events are claimed through the dedup
+    /// actor (`DedupSource::Kubernetes`) and published with a deadline.
+    pub delivery: Delivery,
     /// Metrics.
     pub metrics: KubeMetrics,
     /// Readiness, for the `misconfigured` detail.
@@ -220,7 +219,12 @@ impl Actor for ClusterWatcher {
                 items,
                 credit,
             } if generation == state.generation => {
-                on_watch(&myself, state, &stream, items, credit).await;
+                // One span per watch batch: the intents it emits carry it.
+                let span =
+                    tracing::info_span!("k8s_watch_batch", cluster = %state.args.cluster.name);
+                on_watch(&myself, state, &stream, items, credit)
+                    .instrument(span)
+                    .await;
                 Ok(())
             }
             ClusterMsg::Failed {
@@ -235,7 +239,9 @@ impl Actor for ClusterWatcher {
                 Ok(())
             }
             ClusterMsg::Retry => {
-                on_retry(&myself, state).await;
+                let span =
+                    tracing::info_span!("k8s_emit_retry", cluster = %state.args.cluster.name);
+                on_retry(&myself, state).instrument(span).await;
                 Ok(())
             }
         }

@@ -35,16 +35,14 @@ use ractor::ActorRef;
 use super::cluster::{ClusterMsg, WatcherState};
 use super::metrics::{ClusterLabel, KindLabels, TransitionLabels, WarningDecision, WarningLabels};
 use super::observe::WarningEvent;
-use super::records;
+use super::records::{self, Stamp};
 use super::tracker::{ObjectKind, Tracker, Transition};
 use crate::emit::EmitError;
-use crate::ingest::claim::{Delivered, Delivery};
-use crate::ingest::dedup::{key_hash, DedupSource};
+use crate::ingest::claim::Delivered;
+use crate::ingest::dedup::key_hash;
 
 /// Most intents emitted in one go.
 pub const EMIT_BATCH: usize = 1000;
-/// Longest a batch's publish waits for durability (its claims are then released).
-const DELIVERY_DEADLINE: Duration = Duration::from_secs(30);
 /// Most distinct Warning events owed per cluster; past it the oldest is dropped (counted).
 pub const MAX_OWED_WARNINGS: usize = 10_000;
 
@@ -237,23 +235,26 @@ async fn emit_some(state: &mut WatcherState) -> Result<bool, EmitError> {
                 .map(|w| key_hash(&records::event_key(&cluster, w))),
         )
         .collect();
-    let delivery = Delivery::new(
-        state.args.dedup.clone(),
-        DedupSource::Kubernetes,
-        state.args.emitter.clone(),
-        DELIVERY_DEADLINE,
-    );
     let ctx = &state.args.context;
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let correlation_id = uuid::Uuid::new_v4().to_string();
+    // The batch's intents carry the span of the watch batch (or retry) that emits them.
+    let traceparent = crate::trace::current();
+    let stamp = Stamp {
+        at: &at,
+        correlation_id: &correlation_id,
+        traceparent: traceparent.as_deref(),
+    };
     let n_health = transitions.len();
-    let delivered = delivery
+    let delivered = state
+        .args
+        .delivery
         .deliver(keys, |fresh| {
             let mut batch = Vec::with_capacity(fresh.len());
             for &i in fresh {
                 batch.push(match i.checked_sub(n_health) {
-                    None => records::health(ctx, &transitions[i], &at, &correlation_id)?,
-                    Some(w) => records::warning(ctx, &warnings[w], &at, &correlation_id)?,
+                    None => records::health(ctx, &transitions[i], &stamp)?,
+                    Some(w) => records::warning(ctx, &warnings[w], &stamp)?,
                 });
             }
             Ok(batch)

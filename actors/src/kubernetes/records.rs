@@ -45,13 +45,28 @@ fn non_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
+/// What every record of one emitted batch shares.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp<'a> {
+    /// When the batch was built (RFC 3339).
+    pub at: &'a str,
+    /// Ties the batch's intents together.
+    pub correlation_id: &'a str,
+    /// The W3C trace context of the batch's span, when one is recorded.
+    pub traceparent: Option<&'a str>,
+}
+
 /// `RecordHealthCheckRequested` for `t`.
 pub fn health(
     ctx: &Context,
     t: &Transition,
-    at: &str,
-    correlation_id: &str,
+    stamp: &Stamp,
 ) -> Result<IntentRecord, serde_json::Error> {
+    let Stamp {
+        at,
+        correlation_id,
+        traceparent,
+    } = *stamp;
     let payload = ObjectHealthCheck {
         source: "kubernetes",
         cluster: &ctx.cluster,
@@ -88,7 +103,7 @@ pub fn health(
             ),
             idempotency_key: health_key(&ctx.cluster, t),
             correlation_id,
-            traceparent: None,
+            traceparent,
             time: at,
         },
         &payload,
@@ -99,9 +114,13 @@ pub fn health(
 pub fn warning(
     ctx: &Context,
     w: &WarningEvent,
-    at: &str,
-    correlation_id: &str,
+    stamp: &Stamp,
 ) -> Result<IntentRecord, serde_json::Error> {
+    let Stamp {
+        at,
+        correlation_id,
+        traceparent,
+    } = *stamp;
     let labels: BTreeMap<&str, &str> = [
         ("alertname", w.reason.as_str()),
         ("cluster", ctx.cluster.as_str()),
@@ -152,7 +171,7 @@ pub fn warning(
             key: format!("alert:{fingerprint}"),
             idempotency_key: event_key(&ctx.cluster, w),
             correlation_id,
-            traceparent: None,
+            traceparent,
             time: at,
         },
         &payload,
