@@ -9,9 +9,12 @@
 //! - [`argocd`]: [`argocd::FakeArgoCd`], ArgoCD's application list with auth and failures.
 //! - [`kube`]: [`kube::FakeKube`], a Kubernetes API server (lists, watches, discovery, logs)
 //!   for the real kube-rs client, with expiring and dropped watches and failures on command.
+//! - [`prometheus`]: [`prometheus::FakePrometheus`], the instant-query API with answers computed
+//!   from the query and its time.
 
 pub mod argocd;
 pub mod kube;
+pub mod prometheus;
 pub mod upstream;
 
 pub use upstream::{FakeUpstream, Recorded, Reply};
