@@ -8,7 +8,8 @@
 //! │               · http (the HttpServer actor: the webhook and the operator endpoints)
 //! ├── clusters    one ClusterWatcher per Kubernetes cluster (when enabled)
 //! ├── argocd      one EnvPoller per ArgoCD environment (when enabled)
-//! └── sli         the SliScheduler (when sli_calculation and prometheus are configured)
+//! ├── sli         the SliScheduler (when sli_calculation and prometheus are configured)
+//! └── probes      one UpstreamProbe per configured Prometheus, Loki, Tempo, Grafana
 //! ```
 //!
 //! Start order is the order above (circuits exist before anything that calls out; the sink is
@@ -35,6 +36,7 @@ use sre_actors::kubernetes::cluster::{ClusterWatcher, WatcherArgs};
 use sre_actors::kubernetes::metrics::KubeMetrics;
 use sre_actors::kubernetes::read::ClusterReader;
 use sre_actors::kubernetes::records::Context;
+use sre_actors::observability::probe::{health_path, ProbeArgs, ProbeMetrics, UpstreamProbe};
 use sre_actors::observability::prometheus::PrometheusClient;
 use sre_actors::providers::{ProviderMetrics, Providers, TlsOptions};
 use sre_actors::sli::scheduler::{wall_clock, SliArgs, SliMetrics, SliScheduler};
@@ -66,6 +68,8 @@ pub const ARGOCD: &str = "argocd";
 pub const CLUSTERS: &str = "clusters";
 /// Name of the supervisor of the SLI scheduler.
 pub const SLI: &str = "sli";
+/// Name of the supervisor of the upstream health probes.
+pub const PROBES: &str = "probes";
 
 /// Why the program could not start.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +99,37 @@ pub fn not_yet_served(config: &Config) -> Vec<&'static str> {
         out.push("tools (the agent tool gateway)");
     }
     out
+}
+
+/// One `UpstreamProbe` per configured query upstream (Prometheus, Loki, Tempo, Grafana).
+fn upstream_probes(
+    config: &Config,
+    providers: &Providers,
+    readiness: &Readiness,
+    metrics: &ProbeMetrics,
+) -> Option<Vec<ChildSpec>> {
+    let o = config.observability()?;
+    let bases = [
+        ("prometheus", o.prometheus.as_ref().map(|b| &b.url)),
+        ("loki", o.loki.as_ref().map(|b| &b.url)),
+        ("tempo", o.tempo.as_ref().map(|b| &b.url)),
+        ("grafana", o.grafana.as_ref().map(|g| &g.url)),
+    ];
+    let probes: Vec<ChildSpec> = bases
+        .into_iter()
+        .filter_map(|(name, base)| {
+            let url = base?.join(health_path(name)?).ok()?;
+            let args = ProbeArgs {
+                client: providers.client(name)?,
+                url,
+                interval: o.health_check_interval,
+                readiness: readiness.clone(),
+                metrics: metrics.clone(),
+            };
+            Some(ChildSpec::actor(name, move || (UpstreamProbe, args.clone())))
+        })
+        .collect();
+    (!probes.is_empty()).then_some(probes)
 }
 
 /// The SLI schedule and the Prometheus it queries, when both are configured.
@@ -140,6 +175,7 @@ impl AppHandle {
         let ingest_metrics = IngestMetrics::new(&mut registry);
         let argo_metrics = ArgoMetrics::new(&mut registry);
         let sli_metrics = SliMetrics::new(&mut registry);
+        let probe_metrics = ProbeMetrics::new(&mut registry);
         let kube_metrics = KubeMetrics::new(&mut registry);
         let http_metrics = HttpMetrics::new(&mut registry);
         let readiness = Readiness::new(INGEST);
@@ -260,8 +296,14 @@ impl AppHandle {
                 (SliScheduler, args.clone())
             })])
         });
+        let probes = upstream_probes(&config, &providers, &readiness, &probe_metrics);
         let mut root = root;
-        for (name, children) in [(CLUSTERS, watchers), (ARGOCD, pollers), (SLI, schedulers)] {
+        for (name, children) in [
+            (CLUSTERS, watchers),
+            (ARGOCD, pollers),
+            (SLI, schedulers),
+            (PROBES, probes),
+        ] {
             if let Some(children) = children {
                 let spec = children.into_iter().fold(
                     SupervisorSpec::new(name, policy.clone(), observer.clone()),

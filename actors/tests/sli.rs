@@ -3,6 +3,8 @@
 //! 40-minute downtime caught up in order and once — across a Prometheus failure that restarts
 //! the scheduler alone in the middle — and a gap older than `catch_up` reported, not filled.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,8 +13,7 @@ use prometheus_client::registry::Registry;
 use ractor::{Actor, ActorRef};
 use sre_actors::emit::Emitter;
 use sre_actors::ingest::claim::Delivery;
-use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, DedupSource, Window};
-use sre_actors::ingest::metrics::IngestMetrics;
+use sre_actors::ingest::dedup::DedupSource;
 use sre_actors::observability::prometheus::PrometheusClient;
 use sre_actors::providers::{BreakerConfig, ProviderMetrics, Providers};
 use sre_actors::sli::scheduler::{tokio_clock, Clock, SliArgs, SliMetrics, SliScheduler};
@@ -120,26 +121,7 @@ async fn rig(
         period: Duration::from_secs(300),
         cool_down: Duration::from_secs(600),
     };
-    let dedup_slot: ActorSlot<DedupMsg> = ActorSlot::default();
-    let dedup_args = {
-        let slot = dedup_slot.clone();
-        let shared = Arc::new(Window::default());
-        let metrics = IngestMetrics::new(&mut registry);
-        move || {
-            (
-                Dedup,
-                DedupArgs {
-                    window: Duration::from_secs(300),
-                    max_entries: 100_000,
-                    claim_lease: Duration::from_secs(60),
-                    shared: shared.clone(),
-                    slot: slot.clone(),
-                    rebuild: Arc::new(|_| Ok(Vec::new())),
-                    metrics: metrics.clone(),
-                },
-            )
-        }
-    };
+    let (dedup_child, dedup_slot) = common::dedup(&mut registry);
     // The sink: records land in `published` (with their append time), then reach the test.
     let (sink_tx, mut sink_rx) = mpsc::unbounded_channel::<Vec<IntentRecord>>();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -186,7 +168,7 @@ async fn rig(
         ))
         .child(ChildSpec::supervisor(
             SupervisorSpec::new("ingest", policy.clone(), observer.clone())
-                .child(ChildSpec::actor("dedup", dedup_args)),
+                .child(dedup_child),
         ))
         .child(ChildSpec::supervisor(
             SupervisorSpec::new("sli", policy, observer.clone())

@@ -221,6 +221,14 @@ pub struct ObservabilityIntegration {
     /// Scheduled SLI calculation.
     #[serde(default)]
     pub sli_calculation: Option<SliCalculation>,
+    /// How often each configured query upstream (Prometheus, Loki, Tempo, Grafana) is probed on
+    /// its readiness endpoint. Default 30 s.
+    #[serde(default = "default_health_check_interval", with = "humantime_serde")]
+    pub health_check_interval: Duration,
+}
+
+fn default_health_check_interval() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// A query backend: URL and per-request timeout.

@@ -3,5 +3,7 @@
 //!
 //! # Layout
 //! - [`prometheus`]: instant and range queries, typed errors, capped results.
+//! - [`probe`]: the `UpstreamProbe` actor (health checks of the configured upstreams).
 
+pub mod probe;
 pub mod prometheus;
