@@ -24,7 +24,7 @@ use sre_actors::argocd::poller::{EnvPoller, PollerArgs};
 use sre_actors::emit::Emitter;
 use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, Rebuild, Window};
 use sre_actors::ingest::metrics::IngestMetrics;
-use sre_actors::ingest::publisher::{IntentPublisher, PublisherArgs, PublisherMsg, SinkSpec};
+use sre_actors::ingest::publisher::{rebuild_from, IntentPublisher, PublisherArgs, PublisherMsg};
 use sre_actors::ingest::router::{AlertRouter, RouterArgs};
 use sre_actors::ingest::webhook::{Auth, Webhook, WebhookParts};
 use sre_actors::kubernetes::client::Guard;
@@ -34,8 +34,9 @@ use sre_actors::kubernetes::read::ClusterReader;
 use sre_actors::kubernetes::records::Context;
 use sre_actors::providers::{ProviderMetrics, Providers, TlsOptions};
 use sre_config::{AlertmanagerConfig, Config, RestartConfig, SecretStore, SinkKind, WebhookAuth};
-use sre_sink::embedded::LogOptions;
-use sre_sink::kafka::KafkaOptions;
+use sre_sink::embedded::{EmbeddedSink, LogOptions};
+use sre_sink::kafka::{KafkaOptions, KafkaSink};
+use sre_sink::Sink;
 use sre_supervision::{
     ActorSlot, ChildSpec, Observer, Readiness, RestartPolicy, Supervisor, SupervisorMsg,
     SupervisorSpec,
@@ -133,7 +134,8 @@ impl AppHandle {
         }
 
         let policy = restart_policy(&config.supervision.restart);
-        let (sink, rebuild) = sink(&config);
+        let sink = sink(&config);
+        let rebuild = rebuild_from(sink.clone(), ingest_metrics.clone());
         let publisher = PublisherArgs {
             sink,
             slot: ActorSlot::default(),
@@ -399,37 +401,21 @@ fn webhook_auth(config: &Config, auth: &WebhookAuth, readiness: &Readiness) -> A
     })
 }
 
-/// The configured sink, and how the dedup window is rebuilt from it.
-fn sink(config: &Config) -> (SinkSpec, Rebuild) {
+/// The configured sink (the publisher writes to it; the dedup window is rebuilt from it).
+fn sink(config: &Config) -> Arc<dyn Sink> {
     let topic = config.intents.topic.clone();
     match config.intents.sink {
         SinkKind::Embedded => {
             let e = &config.intents.embedded;
-            let dir = e.data_dir.join(&topic);
-            let spec = SinkSpec::Embedded {
-                dir: dir.clone(),
-                options: LogOptions {
+            Arc::new(EmbeddedSink::new(
+                e.data_dir.join(&topic),
+                LogOptions {
                     segment_bytes: e.segment_bytes,
                     retention_age: e.retention_age,
                     retention_bytes: e.retention_bytes,
+                    ..LogOptions::default()
                 },
-            };
-            let rebuild: Rebuild = Arc::new(move |window| {
-                let since = std::time::SystemTime::now()
-                    .checked_sub(window)
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_millis() as u64);
-                let records =
-                    sre_sink::embedded::read_since(&dir, since).map_err(|e| e.to_string())?;
-                Ok(records
-                    .into_iter()
-                    .filter_map(|r| {
-                        r.header("idempotency_key")
-                            .map(|k| (k.to_owned(), r.timestamp))
-                    })
-                    .collect())
-            });
-            (spec, rebuild)
+            ))
         }
         SinkKind::Kafka => {
             let k = &config.intents.kafka;
@@ -441,11 +427,7 @@ fn sink(config: &Config) -> (SinkSpec, Rebuild) {
                 delivery_timeout: k.delivery_timeout,
                 properties: k.properties.clone(),
             };
-            let o = options.clone();
-            let rebuild: Rebuild = Arc::new(move |window| {
-                sre_sink::kafka::recent_keys(&o, &topic, window).map_err(|e| e.to_string())
-            });
-            (SinkSpec::Kafka(options), rebuild)
+            Arc::new(KafkaSink::new(options, topic))
         }
     }
 }

@@ -24,7 +24,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sre_intents::IntentRecord;
 
-use crate::SinkError;
+use crate::{Durable, OnFatal, Opened, RecentKeys, Sink, SinkError, SinkWriter};
 
 /// How to reach Kafka (`intents.kafka`).
 #[derive(Clone, Debug)]
@@ -125,75 +125,142 @@ impl ClientContext for QuietContext {
     }
 }
 
-/// An idempotent producer.
+/// Kafka as a [`Sink`]: opening creates the idempotent producer; the recent keys are read back
+/// by a short-lived consumer.
+#[derive(Clone, Debug)]
 pub struct KafkaSink {
+    options: KafkaOptions,
+    topic: String,
+}
+
+impl KafkaSink {
+    /// Kafka with these options; `topic` is where the recent keys are read back from.
+    pub fn new(options: KafkaOptions, topic: String) -> KafkaSink {
+        KafkaSink { options, topic }
+    }
+}
+
+impl Sink for KafkaSink {
+    fn label(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn open(&self, on_fatal: OnFatal) -> Result<Opened, SinkError> {
+        Ok(Opened {
+            writer: Box::new(KafkaProducer::new(&self.options, on_fatal)?),
+            recovered_bytes: 0,
+            skipped_lines: 0,
+        })
+    }
+
+    fn recent_keys(&self, window: Duration) -> Result<RecentKeys, SinkError> {
+        Ok(RecentKeys {
+            keys: recent_keys(&self.options, &self.topic, window)?,
+            skipped_lines: 0,
+        })
+    }
+}
+
+/// An idempotent producer.
+pub struct KafkaProducer {
     producer: FutureProducer<QuietContext>,
+    on_fatal: OnFatal,
 }
 
 fn kafka(e: impl std::fmt::Display) -> SinkError {
     SinkError::Kafka(e.to_string())
 }
 
-impl KafkaSink {
-    /// Creates the producer (it connects in the background).
-    pub fn new(options: &KafkaOptions) -> Result<KafkaSink, SinkError> {
+impl KafkaProducer {
+    /// Creates the producer (it connects in the background). `on_fatal` hears of a librdkafka
+    /// fatal error, after which the producer must be recreated.
+    pub fn new(options: &KafkaOptions, on_fatal: OnFatal) -> Result<KafkaProducer, SinkError> {
         let producer: FutureProducer<QuietContext> = options
             .client_config()
             .create_with_context(QuietContext::default())
             .map_err(kafka)?;
-        Ok(KafkaSink { producer })
+        Ok(KafkaProducer { producer, on_fatal })
     }
 
     /// Sends every record and waits for every delivery report.
     pub async fn send(&self, records: &[IntentRecord]) -> Result<(), SinkError> {
-        let mut deliveries = Vec::with_capacity(records.len());
-        for r in records {
-            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
-            for (k, v) in &r.headers {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v.as_bytes()),
-                });
-            }
-            let record = FutureRecord::to(&r.topic)
-                .key(r.key.as_bytes())
-                .payload(r.value.get().as_bytes())
-                .headers(headers);
-            match self.producer.send_result(record) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err((e, _)) => return Err(kafka(e)),
-            }
-        }
-        for d in deliveries {
-            match d.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(kafka(e)),
-                Err(_) => return Err(SinkError::Closed),
-            }
-        }
-        Ok(())
+        send(&self.producer, records).await
     }
 
     /// librdkafka's fatal error, after which the producer must be recreated.
     pub fn fatal_error(&self) -> Option<String> {
-        self.producer
-            .client()
-            .fatal_error()
-            .map(|(code, why)| format!("{code:?}: {why}"))
+        fatal_error(&self.producer)
     }
 
-    /// Waits for outstanding records (shutdown).
-    pub fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
-        self.producer.flush(timeout).map_err(kafka)
-    }
-
-    /// Whether a broker answers a metadata request in time.
+    /// Whether a broker answers a metadata request in time (blocking).
     pub fn reachable(&self, timeout: Duration) -> Result<(), SinkError> {
         self.producer
             .client()
             .fetch_metadata(None, timeout)
             .map(|_| ())
             .map_err(kafka)
+    }
+}
+
+fn fatal_error(producer: &FutureProducer<QuietContext>) -> Option<String> {
+    producer
+        .client()
+        .fatal_error()
+        .map(|(code, why)| format!("{code:?}: {why}"))
+}
+
+async fn send(
+    producer: &FutureProducer<QuietContext>,
+    records: &[IntentRecord],
+) -> Result<(), SinkError> {
+    let mut deliveries = Vec::with_capacity(records.len());
+    for r in records {
+        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let record = FutureRecord::to(&r.topic)
+            .key(r.key.as_bytes())
+            .payload(r.value.get().as_bytes())
+            .headers(headers);
+        match producer.send_result(record) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err((e, _)) => return Err(kafka(e)),
+        }
+    }
+    for d in deliveries {
+        match d.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(kafka(e)),
+            Err(_) => return Err(SinkError::Closed),
+        }
+    }
+    Ok(())
+}
+
+impl SinkWriter for KafkaProducer {
+    fn append(&self, records: Vec<IntentRecord>) -> Durable {
+        // FutureProducer is a handle (an Arc inside): cloning it is one reference count.
+        let (producer, on_fatal) = (self.producer.clone(), self.on_fatal.clone());
+        Box::pin(async move {
+            let result = send(&producer, &records).await;
+            if let (Err(_), Some(fatal)) = (&result, fatal_error(&producer)) {
+                on_fatal(fatal);
+            }
+            result
+        })
+    }
+
+    fn flush(&self, timeout: Duration) -> Durable {
+        let producer = self.producer.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || producer.flush(timeout).map_err(kafka))
+                .await
+                .unwrap_or(Err(SinkError::Closed))
+        })
     }
 }
 
