@@ -417,18 +417,10 @@ fn sink(config: &Config) -> Arc<dyn Sink> {
                 },
             ))
         }
-        SinkKind::Kafka => {
-            let k = &config.intents.kafka;
-            let options = KafkaOptions {
-                brokers: k.brokers.clone(),
-                client_id: k.client_id.clone(),
-                linger: k.linger,
-                compression: k.compression.clone(),
-                delivery_timeout: k.delivery_timeout,
-                properties: k.properties.clone(),
-            };
-            Arc::new(KafkaSink::new(options, topic))
-        }
+        SinkKind::Kafka => Arc::new(KafkaSink::new(
+            KafkaOptions::from_config(&config.intents.kafka, SecretStore::new(&config.secrets.dir)),
+            topic,
+        )),
     }
 }
 
