@@ -8,8 +8,8 @@
 //! through a TLS-terminating proxy (tokio-rustls, a CA and a `localhost` certificate generated
 //! here with rcgen) in front of tansu, which advertises the proxy's address: every connection
 //! librdkafka makes (bootstrap, then the advertised broker) is a TLS handshake verified against
-//! the configured CA (and hostname), then real Kafka traffic. SASL/SCRAM is checked against
-//! tansu's own `--authentication` (SCRAM-SHA-256/512 users made with `tansu user create`).
+//! the configured CA (and hostname), then real Kafka traffic. SASL is checked against tansu's
+//! `--authentication` on its failure path only (see that test for why).
 
 mod common;
 
@@ -499,8 +499,14 @@ async fn reachable(c: &Config, security: KafkaSecurity) -> Result<(), sre_sink::
         .unwrap()
 }
 
+/// tansu 0.6 with `--authentication` offers SCRAM only (a PLAIN client gets
+/// `NoSharedMechanism`), refuses `tansu user create` before authentication, and its memory
+/// storage does not survive a restart: no broker here can hold a SCRAM user, so the success path
+/// of SASL is not tested against a broker. What is checked: over TLS, a client without SASL and a
+/// SCRAM client with unknown credentials are both refused, and the password shows nowhere in the
+/// error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sasl_over_tls_authenticates_to_a_broker_that_requires_it() {
+async fn sasl_failures_against_a_broker_that_requires_it_never_show_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let (ca_pem, server) = tls::pki();
     let ca = dir.path().join("ca.pem");
@@ -509,31 +515,8 @@ async fn sasl_over_tls_authenticates_to_a_broker_that_requires_it() {
     let proxy = tls::Proxy::start(server, broker_port).await;
     let brokers = format!("localhost:{}", proxy.port);
     let _broker = tansu(broker_port, &brokers, &["--authentication"]);
-    let mut admin = tls_props(&ca);
-    admin[0].1 = "sasl_ssl".into();
-    admin.extend([
-        ("sasl.mechanism".to_string(), "PLAIN".to_string()),
-        ("sasl.username".to_string(), "admin".to_string()),
-        ("sasl.password".to_string(), "admin-password".to_string()),
-    ]);
-    create_topic(&brokers, &admin).await;
+    let c = kafka_config(dir.path(), &brokers);
 
-    // The service authenticates with the credentials of its secret, over TLS.
-    let mut c = kafka_config(dir.path(), &brokers);
-    c.intents.kafka.security = sasl_security(&ca, SaslMechanism::Plain);
-    kafka_credentials(&c, "sre-integration", "the-password");
-    let (app, base) = common::start(&c).await;
-    let (code, body) = post(&base, FIXTURE).await;
-    assert_eq!((code, body["published"].as_u64()), (200, Some(1)), "{body}");
-    app.shutdown().await;
-    let props = admin.clone();
-    let b = brokers.clone();
-    let records = tokio::task::spawn_blocking(move || read_all_with(&b, &props))
-        .await
-        .unwrap();
-    assert_contract(&records);
-
-    // The broker does require it: TLS without SASL is refused.
     let tls_only = KafkaSecurity {
         protocol: KafkaProtocol::Ssl,
         tls: Some(tls_security(&ca)),
@@ -544,13 +527,13 @@ async fn sasl_over_tls_authenticates_to_a_broker_that_requires_it() {
         "unauthenticated access"
     );
 
-    // SCRAM with a password the broker does not know fails, and says nothing of the password.
-    // (tansu refuses `user create` once --authentication is on, and its memory storage does not
-    // survive a restart, so no SCRAM user can exist here: this checks the failure path only.)
     let planted = "PLANTED-wrong-pw-91c2";
     kafka_credentials(&c, "sre-integration", planted);
-    let err = reachable(&c, sasl_security(&ca, SaslMechanism::ScramSha512))
-        .await
-        .expect_err("an unknown SCRAM user authenticates");
-    assert!(!err.to_string().contains(planted), "{err}");
+    for mechanism in [SaslMechanism::ScramSha512, SaslMechanism::ScramSha256] {
+        let err = reachable(&c, sasl_security(&ca, mechanism))
+            .await
+            .expect_err("unknown SCRAM credentials authenticate");
+        assert!(!err.to_string().contains(planted), "{err}");
+    }
+    assert!(proxy.accepted() > 0, "the clients went through TLS first");
 }

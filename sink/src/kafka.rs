@@ -559,14 +559,16 @@ mod tests {
         std::fs::create_dir_all(&secret).unwrap();
         std::fs::write(secret.join("username"), "sre-integration\n").unwrap();
         std::fs::write(secret.join("password"), format!("{PLANTED}\n")).unwrap();
-        let mut k = KafkaConfig::default();
-        k.security = KafkaSecurity {
-            protocol: KafkaProtocol::SaslPlaintext,
-            tls: None,
-            sasl: Some(KafkaSasl {
-                mechanism: SaslMechanism::ScramSha512,
-                secret_ref: "platform/kafka-credentials".parse().unwrap(),
-            }),
+        let k = KafkaConfig {
+            security: KafkaSecurity {
+                protocol: KafkaProtocol::SaslPlaintext,
+                tls: None,
+                sasl: Some(KafkaSasl {
+                    mechanism: SaslMechanism::ScramSha512,
+                    secret_ref: "platform/kafka-credentials".parse().unwrap(),
+                }),
+            },
+            ..KafkaConfig::default()
         };
         KafkaOptions::from_config(&k, SecretStore::new(dir))
     }
