@@ -28,7 +28,7 @@ use sre_actors::emit::Emitter;
 use sre_actors::ingest::claim::Delivery;
 use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, DedupSource, Rebuild, Window};
 use sre_actors::ingest::metrics::IngestMetrics;
-use sre_actors::ingest::publisher::{IntentPublisher, PublisherArgs, PublisherMsg, SinkSpec};
+use sre_actors::ingest::publisher::{rebuild_from, IntentPublisher, PublisherArgs, PublisherMsg};
 use sre_actors::ingest::router::{AlertRouter, RouterArgs};
 use sre_actors::ingest::webhook::{Auth, Webhook, WebhookParts};
 use sre_actors::kubernetes::client::Guard;
@@ -44,8 +44,9 @@ use sre_config::{
     AlertmanagerConfig, Config, Idempotency, RestartConfig, SecretStore, SinkKind, SliCalculation,
     WebhookAuth,
 };
-use sre_sink::embedded::LogOptions;
-use sre_sink::kafka::KafkaOptions;
+use sre_sink::embedded::{EmbeddedSink, LogOptions};
+use sre_sink::kafka::{KafkaOptions, KafkaSink};
+use sre_sink::Sink;
 use sre_supervision::{
     ActorSlot, ChildSpec, Observer, Readiness, RestartPolicy, Supervisor, SupervisorMsg,
     SupervisorSpec,
@@ -126,7 +127,9 @@ fn upstream_probes(
                 readiness: readiness.clone(),
                 metrics: metrics.clone(),
             };
-            Some(ChildSpec::actor(name, move || (UpstreamProbe, args.clone())))
+            Some(ChildSpec::actor(name, move || {
+                (UpstreamProbe, args.clone())
+            }))
         })
         .collect();
     (!probes.is_empty()).then_some(probes)
@@ -185,7 +188,8 @@ impl AppHandle {
         }
 
         let policy = restart_policy(&config.supervision.restart);
-        let (sink, rebuild) = sink(&config);
+        let sink = sink(&config);
+        let rebuild = rebuild_from(sink.clone(), ingest_metrics.clone());
         let publisher = PublisherArgs {
             sink,
             slot: ActorSlot::default(),
@@ -516,54 +520,26 @@ fn ops_access(config: &Config) -> OpsAccess {
     }
 }
 
-/// The configured sink, and how the dedup window is rebuilt from it.
-fn sink(config: &Config) -> (SinkSpec, Rebuild) {
+/// The configured sink (the publisher writes to it; the dedup window is rebuilt from it).
+fn sink(config: &Config) -> Arc<dyn Sink> {
     let topic = config.intents.topic.clone();
     match config.intents.sink {
         SinkKind::Embedded => {
             let e = &config.intents.embedded;
-            let dir = e.data_dir.join(&topic);
-            let spec = SinkSpec::Embedded {
-                dir: dir.clone(),
-                options: LogOptions {
+            Arc::new(EmbeddedSink::new(
+                e.data_dir.join(&topic),
+                LogOptions {
                     segment_bytes: e.segment_bytes,
                     retention_age: e.retention_age,
                     retention_bytes: e.retention_bytes,
+                    ..LogOptions::default()
                 },
-            };
-            let rebuild: Rebuild = Arc::new(move |window| {
-                let since = std::time::SystemTime::now()
-                    .checked_sub(window)
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_millis() as u64);
-                let records =
-                    sre_sink::embedded::read_since(&dir, since).map_err(|e| e.to_string())?;
-                Ok(records
-                    .into_iter()
-                    .filter_map(|r| {
-                        r.header("idempotency_key")
-                            .map(|k| (k.to_owned(), r.timestamp))
-                    })
-                    .collect())
-            });
-            (spec, rebuild)
+            ))
         }
-        SinkKind::Kafka => {
-            let k = &config.intents.kafka;
-            let options = KafkaOptions {
-                brokers: k.brokers.clone(),
-                client_id: k.client_id.clone(),
-                linger: k.linger,
-                compression: k.compression.clone(),
-                delivery_timeout: k.delivery_timeout,
-                properties: k.properties.clone(),
-            };
-            let o = options.clone();
-            let rebuild: Rebuild = Arc::new(move |window| {
-                sre_sink::kafka::recent_keys(&o, &topic, window).map_err(|e| e.to_string())
-            });
-            (SinkSpec::Kafka(options), rebuild)
-        }
+        SinkKind::Kafka => Arc::new(KafkaSink::new(
+            KafkaOptions::from_config(&config.intents.kafka, SecretStore::new(&config.secrets.dir)),
+            topic,
+        )),
     }
 }
 

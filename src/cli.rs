@@ -344,14 +344,25 @@ pub async fn intents_tail(
         let line = serde_json::to_string(r).unwrap_or_default();
         writeln!(std::io::stdout().lock(), "{line}").is_ok()
     };
-    let existing = match sre_sink::embedded::read_all(&dir) {
-        Ok(r) => r,
+    // Unreadable lines (crash garbage) are skipped; the count goes to stderr.
+    let report = |skipped: u64| {
+        if skipped > 0 {
+            eprintln!(
+                "warning: skipped {skipped} unreadable line(s) in {}",
+                dir.display()
+            );
+        }
+    };
+    let mut follower = sre_sink::embedded::Follower::new(&dir);
+    let existing = match follower.poll() {
+        Ok(scan) => scan,
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", dir.display());
             return ExitCode::FAILURE;
         }
     };
-    let matching: Vec<_> = existing.iter().filter(|r| wanted(r)).collect();
+    report(existing.skipped_lines);
+    let matching: Vec<_> = existing.records.iter().filter(|r| wanted(r)).collect();
     for r in &matching[matching.len().saturating_sub(lines)..] {
         if !print(r) {
             return ExitCode::SUCCESS;
@@ -360,17 +371,11 @@ pub async fn intents_tail(
     if !follow {
         return ExitCode::SUCCESS;
     }
-    let mut segment = sre_sink::embedded::segments(&dir)
-        .ok()
-        .and_then(|s| s.last().map(|(_, p)| p.clone()));
-    let mut position = segment
-        .as_ref()
-        .and_then(|p| std::fs::metadata(p).ok())
-        .map_or(0, |m| m.len());
     loop {
-        match sre_sink::embedded::follow(&dir, &mut segment, &mut position) {
-            Ok(records) => {
-                if !records.iter().filter(|r| wanted(r)).all(print) {
+        match follower.poll() {
+            Ok(scan) => {
+                report(scan.skipped_lines);
+                if !scan.records.iter().filter(|r| wanted(r)).all(print) {
                     return ExitCode::SUCCESS;
                 }
             }

@@ -311,3 +311,44 @@ fn status_sends_the_operator_token() {
     r.signal("-TERM");
     assert_eq!(r.child.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn intents_tail_skips_and_counts_unreadable_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!("intents:\n  embedded:\n    data_dir: {}\n", data.display()),
+    )
+    .unwrap();
+    let log = data.join("sre.domain.intents.v1");
+    std::fs::create_dir_all(&log).unwrap();
+    // A record, a crash's zero bytes, another record, a torn line.
+    let line = |offset: u64| {
+        format!(
+            "{{\"offset\":{offset},\"timestamp\":1,\"topic\":\"sre.domain.intents.v1\",\"key\":\"k{offset}\",\"headers\":{{\"ce_type\":\"IngestAlertRequested\"}},\"value\":{{}}}}\n"
+        )
+    };
+    let mut bytes = line(0).into_bytes();
+    bytes.extend_from_slice(&[0u8; 512]);
+    bytes.push(b'\n');
+    bytes.extend_from_slice(line(1).as_bytes());
+    bytes.extend_from_slice(b"{\"offset\":2,\"tim");
+    std::fs::write(log.join(format!("{:020}.jsonl", 0)), bytes).unwrap();
+
+    let out = Command::new(BIN)
+        .args(["intents", "tail", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let keys: Vec<String> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["key"].to_string())
+        .collect();
+    assert_eq!(keys, ["\"k0\"", "\"k1\""]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("skipped 1 unreadable line"), "{stderr}");
+}

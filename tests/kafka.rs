@@ -2,6 +2,14 @@
 //! Kafka-protocol broker (tansu, memory storage). Records are read back with an rdkafka consumer.
 //! librdkafka runs its own threads on the wall clock, so these tests use real time and wait on
 //! delivery reports and consumer reads, never on sleeps.
+//!
+//! Security: tansu 0.6 takes `--cert`/`--key` but does not wrap its connections in TLS (the
+//! acceptor it builds is unused), and librdkafka's mock cluster has no TLS. So TLS is tested
+//! through a TLS-terminating proxy (tokio-rustls, a CA and a `localhost` certificate generated
+//! here with rcgen) in front of tansu, which advertises the proxy's address: every connection
+//! librdkafka makes (bootstrap, then the advertised broker) is a TLS handshake verified against
+//! the configured CA (and hostname), then real Kafka traffic. SASL is checked against tansu's
+//! `--authentication` on its failure path only (see that test for why).
 
 mod common;
 
@@ -14,7 +22,9 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::ClientConfig;
-use sre_config::{Config, SinkKind};
+use sre_config::{
+    Config, KafkaProtocol, KafkaSasl, KafkaSecurity, KafkaTls, SaslMechanism, SinkKind,
+};
 
 const TOPIC: &str = "sre.domain.intents.v1";
 
@@ -51,12 +61,19 @@ impl Read {
 
 /// Reads every record of the topic's partition 0 from the beginning to the high watermark.
 fn read_all(brokers: &str) -> Vec<Read> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    read_all_with(brokers, &[])
+}
+
+/// [`read_all`] with extra client properties (TLS, SASL).
+fn read_all_with(brokers: &str, props: &[(String, String)]) -> Vec<Read> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
         .set("group.id", "sre-integration-test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
+        .set("enable.auto.commit", "false");
+    for (k, v) in props {
+        c.set(k, v);
+    }
+    let consumer: BaseConsumer = c.create().unwrap();
     let (_, high) = consumer
         .fetch_watermarks(TOPIC, 0, Duration::from_secs(10))
         .unwrap();
@@ -212,28 +229,37 @@ async fn produce_errors_are_retried_by_librdkafka_without_duplicates() {
     publish_fixture_once(&brokers).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_kafka_protocol_broker_receives_the_records() {
+/// Starts tansu on `port`, advertising `advertised` (`host:port`).
+fn tansu(port: u16, advertised: &str, extra: &[&str]) -> Peer {
     let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
     require(&tansu);
-    let port = free_port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let _broker = Peer::spawn(std::process::Command::new(&tansu).args([
-        "broker",
-        "--listener-url",
-        &url,
-        "--advertised-listener-url",
-        &url,
-        "--storage-engine",
-        "memory://tansu/",
-    ]));
-    let brokers = format!("127.0.0.1:{port}");
-    // Create the topic (waits for the broker to accept connections).
+    let listen = format!("tcp://127.0.0.1:{port}");
+    let advertised = format!("tcp://{advertised}");
+    Peer::spawn(
+        std::process::Command::new(&tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &listen,
+                "--advertised-listener-url",
+                &advertised,
+                "--storage-engine",
+                "memory://tansu/",
+                "--silent",
+            ])
+            .args(extra),
+    )
+}
+
+/// Creates the topic through a client with `props` (waits for the broker to accept).
+async fn create_topic(brokers: &str, props: &[(String, String)]) {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers);
+    for (k, v) in props {
+        c.set(k, v);
+    }
     let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-        ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .create()
-            .unwrap();
+        c.create().unwrap();
     let mut created = false;
     for _ in 0..100 {
         let r = admin
@@ -261,7 +287,291 @@ async fn a_real_kafka_protocol_broker_receives_the_records() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(created, "tansu accepted the topic");
+    assert!(created, "the broker accepted the topic");
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_kafka_protocol_broker_receives_the_records() {
+    let port = free_port();
+    let brokers = format!("127.0.0.1:{port}");
+    let _broker = tansu(port, &brokers, &[]);
+    create_topic(&brokers, &[]).await;
     publish_fixture_once(&brokers).await;
+}
+
+mod tls {
+    //! A TLS-terminating proxy and its PKI.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_rustls::rustls;
+
+    /// A CA (PEM) and a server configuration for `localhost` signed by it.
+    pub fn pki() -> (String, Arc<rustls::ServerConfig>) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "sre-integration test CA");
+        ca.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = rcgen::CertifiedIssuer::self_signed(ca, ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        (ca.pem(), Arc::new(server))
+    }
+
+    /// Accepts TLS on a free port and forwards the plaintext to `upstream`; counts handshakes.
+    pub struct Proxy {
+        /// Where it listens.
+        pub port: u16,
+        /// Handshakes completed.
+        pub accepted: Arc<AtomicUsize>,
+        /// Handshakes refused (a client that did not trust the certificate).
+        pub refused: Arc<AtomicUsize>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Proxy {
+        pub async fn start(server: Arc<rustls::ServerConfig>, upstream: u16) -> Proxy {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let acceptor = tokio_rustls::TlsAcceptor::from(server);
+            let (accepted, refused) = (Arc::default(), Arc::default());
+            let (a, r): (Arc<AtomicUsize>, Arc<AtomicUsize>) =
+                (Arc::clone(&accepted), Arc::clone(&refused));
+            let task = tokio::spawn(async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let (acceptor, a, r) = (acceptor.clone(), a.clone(), r.clone());
+                    tokio::spawn(async move {
+                        let Ok(mut tls) = acceptor.accept(tcp).await else {
+                            r.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        };
+                        a.fetch_add(1, Ordering::SeqCst);
+                        if let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)).await {
+                            let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                        }
+                    });
+                }
+            });
+            Proxy {
+                port,
+                accepted,
+                refused,
+                task,
+            }
+        }
+
+        pub fn accepted(&self) -> usize {
+            self.accepted.load(Ordering::SeqCst)
+        }
+
+        pub fn refused(&self) -> usize {
+            self.refused.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for Proxy {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+}
+
+fn tls_props(ca: &std::path::Path) -> Vec<(String, String)> {
+    vec![
+        ("security.protocol".into(), "ssl".into()),
+        ("ssl.ca.location".into(), ca.display().to_string()),
+    ]
+}
+
+fn tls_security(ca: &std::path::Path) -> KafkaTls {
+    KafkaTls {
+        ca_path: Some(ca.to_owned()),
+        cert_path: None,
+        key_path: None,
+        verify_hostname: true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_a_real_broker_is_verified_against_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_pem, server) = tls::pki();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &ca_pem).unwrap();
+    let (other_ca_pem, _) = tls::pki();
+    let other_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca, &other_ca_pem).unwrap();
+
+    let broker_port = free_port();
+    let proxy = tls::Proxy::start(server, broker_port).await;
+    let brokers = format!("localhost:{}", proxy.port);
+    let _broker = tansu(broker_port, &brokers, &[]);
+    create_topic(&brokers, &tls_props(&ca)).await;
+
+    // The service publishes over TLS, trusting only the configured CA.
+    let mut c = kafka_config(dir.path(), &brokers);
+    c.intents.kafka.security = KafkaSecurity {
+        protocol: KafkaProtocol::Ssl,
+        tls: Some(tls_security(&ca)),
+        sasl: None,
+    };
+    let (app, base) = common::start(&c).await;
+    let (code, body) = post(&base, FIXTURE).await;
+    assert_eq!((code, body["published"].as_u64()), (200, Some(1)), "{body}");
+    app.shutdown().await;
+    assert!(proxy.accepted() > 0, "the client went through TLS");
+    assert_eq!(proxy.refused(), 0);
+    let props = tls_props(&ca);
+    let records = tokio::task::spawn_blocking(move || read_all_with(&brokers, &props))
+        .await
+        .unwrap();
+    assert_contract(&records);
+
+    // A client that trusts another CA refuses the broker's certificate: nothing gets through.
+    let mut options = sre_sink::kafka::KafkaOptions::from_config(
+        &c.intents.kafka,
+        sre_config::SecretStore::new(&c.secrets.dir),
+    );
+    options.security.tls = Some(tls_security(&other_ca));
+    let refused_before = proxy.refused();
+    let producer =
+        sre_sink::kafka::KafkaProducer::new(&options, std::sync::Arc::new(|_| {})).unwrap();
+    let reached = tokio::task::spawn_blocking(move || producer.reachable(Duration::from_secs(3)))
+        .await
+        .unwrap();
+    assert!(reached.is_err(), "an untrusted certificate was accepted");
+    assert!(
+        proxy.refused() > refused_before,
+        "the handshake was refused"
+    );
+}
+
+/// A secret `platform/kafka-credentials` under the test's secrets dir.
+fn kafka_credentials(c: &Config, username: &str, password: &str) {
+    let dir = c.secrets.dir.join("platform/kafka-credentials");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("username"), format!("{username}\n")).unwrap();
+    std::fs::write(dir.join("password"), format!("{password}\n")).unwrap();
+}
+
+fn sasl_security(ca: &std::path::Path, mechanism: SaslMechanism) -> KafkaSecurity {
+    KafkaSecurity {
+        protocol: KafkaProtocol::SaslSsl,
+        tls: Some(tls_security(ca)),
+        sasl: Some(KafkaSasl {
+            mechanism,
+            secret_ref: "platform/kafka-credentials".parse().unwrap(),
+        }),
+    }
+}
+
+/// Whether a producer with `security` gets a metadata answer through the proxy.
+async fn reachable(c: &Config, security: KafkaSecurity) -> Result<(), sre_sink::SinkError> {
+    let mut options = sre_sink::kafka::KafkaOptions::from_config(
+        &c.intents.kafka,
+        sre_config::SecretStore::new(&c.secrets.dir),
+    );
+    options.security = security;
+    let producer = sre_sink::kafka::KafkaProducer::new(&options, std::sync::Arc::new(|_| {}))?;
+    tokio::task::spawn_blocking(move || producer.reachable(Duration::from_secs(3)))
+        .await
+        .unwrap()
+}
+
+/// tansu 0.6 with `--authentication` offers SCRAM only (a PLAIN client gets
+/// `NoSharedMechanism`), refuses `tansu user create` before authentication, and its memory
+/// storage does not survive a restart: no broker here can hold a SCRAM user, so the success path
+/// of SASL is not tested against a broker. What is checked: over TLS, a client without SASL and a
+/// SCRAM client with unknown credentials are both refused, and the password shows nowhere in the
+/// error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_failures_against_a_broker_that_requires_it_never_show_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_pem, server) = tls::pki();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &ca_pem).unwrap();
+    let broker_port = free_port();
+    let proxy = tls::Proxy::start(server, broker_port).await;
+    let brokers = format!("localhost:{}", proxy.port);
+    let _broker = tansu(broker_port, &brokers, &["--authentication"]);
+    let c = kafka_config(dir.path(), &brokers);
+
+    let tls_only = KafkaSecurity {
+        protocol: KafkaProtocol::Ssl,
+        tls: Some(tls_security(&ca)),
+        sasl: None,
+    };
+    assert!(
+        reachable(&c, tls_only).await.is_err(),
+        "unauthenticated access"
+    );
+
+    let planted = "PLANTED-wrong-pw-91c2";
+    kafka_credentials(&c, "sre-integration", planted);
+    for mechanism in [SaslMechanism::ScramSha512, SaslMechanism::ScramSha256] {
+        let err = reachable(&c, sasl_security(&ca, mechanism))
+            .await
+            .expect_err("unknown SCRAM credentials authenticate");
+        assert!(!err.to_string().contains(planted), "{err}");
+    }
+    assert!(proxy.accepted() > 0, "the clients went through TLS first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_configuration_error_never_shows_the_password() {
+    let cluster = MockCluster::new(1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = kafka_config(dir.path(), &cluster.bootstrap_servers());
+    // No webhook, so no dedup rebuild: the publisher is the one Kafka client.
+    c.observability_integration = None;
+    c.intents.kafka.security = KafkaSecurity {
+        protocol: KafkaProtocol::SaslPlaintext,
+        tls: None,
+        sasl: Some(KafkaSasl {
+            mechanism: SaslMechanism::ScramSha512,
+            secret_ref: "platform/kafka-credentials".parse().unwrap(),
+        }),
+    };
+    let planted = "PLANTED-pw-e2e-4411";
+    kafka_credentials(&c, "sre-integration", planted);
+    // librdkafka quotes an invalid value in its error: plant the password there.
+    c.intents.kafka.compression = planted.into();
+    let (app, base) = common::start(&c).await;
+    let mut supervision = String::new();
+    for _ in 0..100 {
+        supervision = common::get_text(&format!("{base}/v1/supervision")).await;
+        if supervision.contains("sink configuration") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(supervision.contains("[redacted]"), "{supervision}");
+    let ready = common::get_text(&format!("{base}/readyz")).await;
+    assert!(ready.contains("[redacted]"), "{ready}");
+    let metrics = common::get_text(&format!("{base}/metrics")).await;
+    for text in [&supervision, &ready, &metrics] {
+        assert!(!text.contains(planted), "{text}");
+    }
+    app.shutdown().await;
 }

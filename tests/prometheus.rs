@@ -285,7 +285,10 @@ async fn the_query_client_reads_exact_numbers_from_backfilled_data() {
     let before = Utc.timestamp_opt(bad_end - 300, 0).unwrap();
     let done = [("checkout", before), ("ghost", before)].map(|(slo, end)| {
         (
-            format!("sli:{slo}:{}", end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            format!(
+                "sli:{slo}:{}",
+                end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
             0u64,
         )
     });
@@ -307,10 +310,9 @@ async fn the_query_client_reads_exact_numbers_from_backfilled_data() {
         ),
         metrics: Default::default(),
     };
-    let (scheduler, _) =
-        ractor::Actor::spawn(None, sre_actors::sli::scheduler::SliScheduler, args)
-            .await
-            .unwrap();
+    let (scheduler, _) = ractor::Actor::spawn(None, sre_actors::sli::scheduler::SliScheduler, args)
+        .await
+        .unwrap();
     let mut windows = std::collections::BTreeMap::new();
     while windows.len() < 4 {
         let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
@@ -326,12 +328,21 @@ async fn the_query_client_reads_exact_numbers_from_backfilled_data() {
         }
     }
     let w = &windows[&("checkout".to_owned(), bad_end)];
-    assert_eq!((w["good"].as_f64(), w["total"].as_f64()), (Some(10_000.0), Some(10_007.0)));
+    assert_eq!(
+        (w["good"].as_f64(), w["total"].as_f64()),
+        (Some(10_000.0), Some(10_007.0))
+    );
     // (JSON's decimal round trip may move the last bit.)
-    assert!((w["ratio"].as_f64().unwrap() - 10_000.0 / 10_007.0).abs() < 1e-12, "{w}");
+    assert!(
+        (w["ratio"].as_f64().unwrap() - 10_000.0 / 10_007.0).abs() < 1e-12,
+        "{w}"
+    );
     assert_eq!(w["noData"], false);
     let w = &windows[&("checkout".to_owned(), bad_end + 300)];
-    assert_eq!((w["good"].as_f64(), w["total"].as_f64()), (Some(10_000.0), Some(10_000.0)));
+    assert_eq!(
+        (w["good"].as_f64(), w["total"].as_f64()),
+        (Some(10_000.0), Some(10_000.0))
+    );
     assert_eq!(w["ratio"].as_f64(), Some(1.0));
     for end in [bad_end, bad_end + 300] {
         let w = &windows[&("ghost".to_owned(), end)];

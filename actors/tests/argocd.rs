@@ -18,8 +18,8 @@ use sre_actors::providers::{BreakerConfig, CircuitState, ProviderMetrics, Provid
 use sre_config::{ArgoEnvironment, RetryConfig, SecretStore, Upstream};
 use sre_intents::IntentRecord;
 use sre_supervision::{
-    ActorSlot, ChildSpec, ChildState, Observer, Readiness, RestartPolicy, Supervisor,
-    SupervisorMsg, SupervisorSpec,
+    ChildSpec, ChildState, Observer, Readiness, RestartPolicy, Supervisor, SupervisorMsg,
+    SupervisorSpec,
 };
 use sre_test_support::argocd::{app, FakeArgoCd, Mode};
 use tokio::sync::mpsc;
@@ -118,8 +118,7 @@ async fn rig(envs: &[(&str, &FakeArgoCd)]) -> Rig {
             providers.supervisor(policy.clone(), observer.clone()),
         ))
         .child(ChildSpec::supervisor(
-            SupervisorSpec::new("ingest", policy, observer.clone())
-                .child(dedup_child),
+            SupervisorSpec::new("ingest", policy, observer.clone()).child(dedup_child),
         ))
         .child(ChildSpec::supervisor(argocd));
     let (root, _) = Actor::spawn(None, Supervisor, root).await.unwrap();

@@ -149,8 +149,7 @@ async fn rig_with(
             providers.supervisor(policy.clone(), observer.clone()),
         ))
         .child(ChildSpec::supervisor(
-            SupervisorSpec::new("ingest", policy, observer.clone())
-                .child(dedup_child),
+            SupervisorSpec::new("ingest", policy, observer.clone()).child(dedup_child),
         ))
         .child(ChildSpec::supervisor(spec));
     let (root, _) = Actor::spawn(None, Supervisor, root).await.unwrap();

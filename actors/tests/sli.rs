@@ -20,7 +20,7 @@ use sre_actors::sli::scheduler::{tokio_clock, Clock, SliArgs, SliMetrics, SliSch
 use sre_config::{RetryConfig, SliCalculation, Upstream};
 use sre_intents::IntentRecord;
 use sre_supervision::{
-    ActorSlot, ChildSpec, Observer, RestartPolicy, Supervisor, SupervisorMsg, SupervisorSpec,
+    ChildSpec, Observer, RestartPolicy, Supervisor, SupervisorMsg, SupervisorSpec,
 };
 use sre_test_support::prometheus::FakePrometheus;
 use tokio::sync::mpsc;
@@ -167,8 +167,7 @@ async fn rig(
             providers.supervisor(policy.clone(), observer.clone()),
         ))
         .child(ChildSpec::supervisor(
-            SupervisorSpec::new("ingest", policy.clone(), observer.clone())
-                .child(dedup_child),
+            SupervisorSpec::new("ingest", policy.clone(), observer.clone()).child(dedup_child),
         ))
         .child(ChildSpec::supervisor(
             SupervisorSpec::new("sli", policy, observer.clone())

@@ -624,7 +624,9 @@ async fn an_upstream_probe_reports_health_as_degraded_never_unready() {
     r.fake.wait_for_requests(1).await;
     settle().await;
     assert_eq!(r.fake.requests()[0].uri, "/-/ready");
-    assert!(r.metrics().contains(r#"sre_upstream_up{provider="prometheus"} 1"#));
+    assert!(r
+        .metrics()
+        .contains(r#"sre_upstream_up{provider="prometheus"} 1"#));
     assert!(readiness.report(&observer).degraded.is_empty());
 
     // Prometheus turns unready: reported on the next probe, as a degradation only.
@@ -637,13 +639,17 @@ async fn an_upstream_probe_reports_health_as_degraded_never_unready() {
         report.degraded,
         ["upstream prometheus: health check answered HTTP 503"]
     );
-    assert!(r.metrics().contains(r#"sre_upstream_up{provider="prometheus"} 0"#));
+    assert!(r
+        .metrics()
+        .contains(r#"sre_upstream_up{provider="prometheus"} 0"#));
 
     // And back.
     r.fake.set(Reply::status(200));
     r.fake.wait_for_requests(3).await;
     settle().await;
     assert!(readiness.report(&observer).degraded.is_empty());
-    assert!(r.metrics().contains(r#"sre_upstream_up{provider="prometheus"} 1"#));
+    assert!(r
+        .metrics()
+        .contains(r#"sre_upstream_up{provider="prometheus"} 1"#));
     probe.stop(None);
 }

@@ -226,9 +226,153 @@ pub struct KafkaConfig {
     /// How long a produce may take before the webhook answers 503.
     #[serde(default = "default_delivery_timeout", with = "humantime_serde")]
     pub delivery_timeout: Duration,
-    /// Extra librdkafka properties (security, SASL, ...).
+    /// TLS and SASL, shared by every Kafka client of the program (the intent producer, the
+    /// dedup rebuild's reader, the facts consumer). Default: plaintext, no authentication.
+    #[serde(default)]
+    pub security: KafkaSecurity,
+    /// Extra librdkafka properties (tuning: `socket.keepalive.enable`, `reconnect.backoff.ms`,
+    /// ...). May not set `acks`, `request.required.acks` or `enable.idempotence` (the sink
+    /// needs `acks=all` with idempotence), nor `security.protocol`, `sasl.*` or `ssl.*` (set
+    /// those through `security`, so credentials come from secrets and never sit in the
+    /// configuration).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+}
+
+/// librdkafka properties `intents.kafka.properties` may not set, and why.
+pub fn kafka_reserved_property(key: &str) -> Option<&'static str> {
+    let key = key.trim();
+    match key {
+        "acks" | "request.required.acks" | "enable.idempotence" => {
+            Some("cannot be overridden: the sink needs acks=all with idempotence")
+        }
+        "security.protocol" => Some("set intents.kafka.security.protocol instead"),
+        k if k.starts_with("sasl.") => Some("set intents.kafka.security.sasl instead"),
+        k if k.starts_with("ssl.") || k.starts_with("ssl_") => {
+            Some("set intents.kafka.security.tls instead")
+        }
+        _ => None,
+    }
+}
+
+/// `intents.kafka.security`.
+///
+/// ```yaml
+/// security:
+///   protocol: sasl_ssl
+///   tls: {ca_path: /var/run/secrets/sre/kafka-tls/ca.crt}
+///   sasl: {mechanism: SCRAM-SHA-512, secret_ref: platform/kafka-credentials}
+/// ```
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSecurity {
+    /// librdkafka `security.protocol`: `plaintext` (default), `ssl`, `sasl_plaintext` or
+    /// `sasl_ssl`.
+    #[serde(default)]
+    pub protocol: KafkaProtocol,
+    /// TLS settings; only with `ssl` or `sasl_ssl`.
+    #[serde(default)]
+    pub tls: Option<KafkaTls>,
+    /// SASL authentication; required with `sasl_plaintext` and `sasl_ssl`, refused otherwise.
+    #[serde(default)]
+    pub sasl: Option<KafkaSasl>,
+}
+
+/// `intents.kafka.security.protocol`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaProtocol {
+    /// No TLS, no authentication.
+    #[default]
+    Plaintext,
+    /// TLS.
+    Ssl,
+    /// SASL without TLS (the password of `PLAIN` crosses the network in clear: tests only).
+    SaslPlaintext,
+    /// SASL over TLS.
+    SaslSsl,
+}
+
+impl KafkaProtocol {
+    /// librdkafka's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KafkaProtocol::Plaintext => "plaintext",
+            KafkaProtocol::Ssl => "ssl",
+            KafkaProtocol::SaslPlaintext => "sasl_plaintext",
+            KafkaProtocol::SaslSsl => "sasl_ssl",
+        }
+    }
+    /// Whether it uses TLS.
+    pub fn tls(self) -> bool {
+        matches!(self, KafkaProtocol::Ssl | KafkaProtocol::SaslSsl)
+    }
+    /// Whether it uses SASL.
+    pub fn sasl(self) -> bool {
+        matches!(self, KafkaProtocol::SaslPlaintext | KafkaProtocol::SaslSsl)
+    }
+}
+
+/// `intents.kafka.security.tls`. Files are PEM and read by librdkafka when a client is created
+/// (mount them; a restart of the publisher picks up rotated files).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaTls {
+    /// CA certificates the brokers' certificates are verified against (librdkafka
+    /// `ssl.ca.location`). Default: the system's trust store.
+    #[serde(default)]
+    pub ca_path: Option<PathBuf>,
+    /// Client certificate, for brokers that require mutual TLS (`ssl.certificate.location`);
+    /// needs `key_path`.
+    #[serde(default)]
+    pub cert_path: Option<PathBuf>,
+    /// The client certificate's private key (`ssl.key.location`); needs `cert_path`.
+    #[serde(default)]
+    pub key_path: Option<PathBuf>,
+    /// Check that a broker's certificate names the host connected to (default `true`;
+    /// librdkafka `ssl.endpoint.identification.algorithm` `https`, or `none` when `false`).
+    /// The certificate chain is verified either way.
+    #[serde(default = "yes")]
+    pub verify_hostname: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `intents.kafka.security.sasl`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSasl {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: SaslMechanism,
+    /// The secret holding keys `username` and `password` (read when a client is created).
+    pub secret_ref: crate::SecretRef,
+}
+
+/// `intents.kafka.security.sasl.mechanism`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum SaslMechanism {
+    /// Username and password sent as they are (use with TLS).
+    #[serde(rename = "PLAIN")]
+    Plain,
+    /// Salted challenge-response, SHA-256.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// Salted challenge-response, SHA-512.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    /// librdkafka's `sasl.mechanism` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
 }
 
 impl Default for KafkaConfig {
@@ -239,6 +383,7 @@ impl Default for KafkaConfig {
             linger: default_linger(),
             compression: default_compression(),
             delivery_timeout: default_delivery_timeout(),
+            security: KafkaSecurity::default(),
             properties: BTreeMap::new(),
         }
     }

@@ -500,6 +500,40 @@ fn intents(c: &Config, e: &mut Collector) {
         "intents.kafka.brokers",
         || "must list at least one broker".into(),
     );
+    kafka_security(c, e);
+}
+
+fn kafka_security(c: &Config, e: &mut Collector) {
+    let k = &c.intents.kafka;
+    for key in k.properties.keys() {
+        if let Some(why) = crate::kafka_reserved_property(key) {
+            e.push(format!("intents.kafka.properties.{key}"), why);
+        }
+    }
+    let p = "intents.kafka.security";
+    let s = &k.security;
+    let protocol = s.protocol.as_str();
+    match (&s.sasl, s.protocol.sasl()) {
+        (None, true) => e.push(
+            format!("{p}.sasl"),
+            format!("protocol {protocol} needs sasl (mechanism and secret_ref)"),
+        ),
+        (Some(_), false) => e.push(
+            format!("{p}.sasl"),
+            format!("protocol {protocol} does not use SASL: use sasl_plaintext or sasl_ssl"),
+        ),
+        _ => {}
+    }
+    if let Some(tls) = &s.tls {
+        e.check(s.protocol.tls(), &format!("{p}.tls"), || {
+            format!("protocol {protocol} does not use TLS: use ssl or sasl_ssl")
+        });
+        e.check(
+            tls.cert_path.is_some() == tls.key_path.is_some(),
+            &format!("{p}.tls"),
+            || "cert_path and key_path go together (a client certificate and its key)".into(),
+        );
+    }
 }
 
 pub(crate) fn secret_needs(c: &Config) -> Vec<SecretNeed> {
@@ -511,6 +545,15 @@ pub(crate) fn secret_needs(c: &Config) -> Vec<SecretNeed> {
             keys,
         })
     };
+    if c.intents.sink == crate::SinkKind::Kafka || c.facts.enabled {
+        if let Some(sasl) = &c.intents.kafka.security.sasl {
+            need(
+                "intents.kafka.security.sasl.secret_ref".into(),
+                &sasl.secret_ref,
+                &["username", "password"],
+            );
+        }
+    }
     if let Some(k) = c.kubernetes() {
         for (i, cl) in k.clusters.iter().enumerate() {
             if let Some(r) = &cl.kubeconfig_secret_ref {

@@ -337,15 +337,70 @@ fn slo_definitions_are_checked_each_with_its_key_path() {
         assert!(errs.mentions(want), "{want}\n{errs}");
     }
     assert_eq!(errs.0.len(), 7, "{errs}");
-    let ok = doc
-        .lines()
-        .take(7)
-        .collect::<Vec<_>>()
-        .join("\n")
-        .replace("  enabled: true\n", "  enabled: true\n  prometheus: {url: 'http://prometheus:9090/'}\n");
+    let ok = doc.lines().take(7).collect::<Vec<_>>().join("\n").replace(
+        "  enabled: true\n",
+        "  enabled: true\n  prometheus: {url: 'http://prometheus:9090/'}\n",
+    );
     let c = Config::parse(&ok, "s.yaml").unwrap();
     let sli = c.observability().unwrap().sli_calculation.as_ref().unwrap();
     assert_eq!(sli.slos.len(), 1);
     assert_eq!(sli.catch_up, std::time::Duration::from_secs(3600));
     assert_eq!(sli.query_delay, std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn kafka_security_is_typed_and_properties_cannot_take_it_over() {
+    let ok = r#"
+intents:
+  sink: kafka
+  kafka:
+    brokers: k:9093
+    security:
+      protocol: sasl_ssl
+      tls: {ca_path: /ca.pem}
+      sasl: {mechanism: SCRAM-SHA-256, secret_ref: platform/kafka}
+"#;
+    let c = Config::parse(ok, "ok.yaml").unwrap();
+    let needs = c.secret_needs();
+    assert!(
+        needs
+            .iter()
+            .any(|n| n.path == "intents.kafka.security.sasl.secret_ref"
+                && n.secret.to_string() == "platform/kafka"
+                && n.keys == ["username", "password"]),
+        "{needs:?}"
+    );
+
+    let bad = r#"
+intents:
+  sink: kafka
+  kafka:
+    security:
+      protocol: sasl_plaintext
+      tls: {cert_path: /c.pem}
+    properties:
+      acks: "1"
+      enable.idempotence: "false"
+      security.protocol: plaintext
+      sasl.password: hunter2
+      ssl.ca.location: /x
+"#;
+    let errs = Config::parse(bad, "x.yaml").unwrap_err();
+    for want in [
+        "intents.kafka.properties.acks: cannot be overridden",
+        "intents.kafka.properties.enable.idempotence: cannot be overridden",
+        "intents.kafka.properties.security.protocol: set intents.kafka.security.protocol instead",
+        "intents.kafka.properties.sasl.password: set intents.kafka.security.sasl instead",
+        "intents.kafka.properties.ssl.ca.location: set intents.kafka.security.tls instead",
+        "intents.kafka.security.sasl: protocol sasl_plaintext needs sasl",
+        "intents.kafka.security.tls: protocol sasl_plaintext does not use TLS",
+        "intents.kafka.security.tls: cert_path and key_path go together",
+    ] {
+        assert!(errs.mentions(want), "missing {want:?} in\n{errs}");
+    }
+    assert!(!errs.to_string().contains("hunter2"), "{errs}");
+
+    let wrong = "intents:\n  kafka:\n    security:\n      sasl: {mechanism: SCRAM-SHA-1, secret_ref: a/b}\n";
+    let errs = Config::parse(wrong, "w.yaml").unwrap_err();
+    assert!(errs.to_string().contains("SCRAM-SHA-512"), "{errs}");
 }

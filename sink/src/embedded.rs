@@ -4,28 +4,83 @@
 //! - **Group commit.** The [`Writer`] thread takes every append waiting in its queue, writes them,
 //!   calls `fsync` once and only then confirms them all: durability costs one sync per batch,
 //!   not per record.
-//! - **Recovery.** [`Log::open`] truncates a torn last line (a crash mid-write) and continues
-//!   with the next offset, so a line is either whole and confirmed-or-not, or gone.
+//! - **One writer.** [`Log::open`] takes an exclusive `flock` on `<dir>/LOCK`, held for the
+//!   log's lifetime (the writer thread owns the log, so the lock goes when the thread ends). A
+//!   second opener waits up to [`LogOptions::lock_wait`] and then fails with
+//!   [`LogError::Locked`] naming the directory: two writers never share a segment.
+//! - **Recovery.** [`Log::open`] cuts everything after the newest segment's last record that
+//!   parses (a torn line, a run of zero bytes: what a crash leaves behind), fsyncs the cut, and
+//!   continues at that record's offset + 1, so offsets stay unique and increasing. An
+//!   unreadable line *between* records is left in place and skipped: the records after it were
+//!   acknowledged. [`Log::recovery`] says what was cut and skipped.
+//! - **Readers skip.** [`read_since`], [`read_all`] and [`Follower`] skip (and count) lines that
+//!   do not parse instead of failing; a last line without its newline is not a record yet.
 //! - **Rotation and retention.** A segment is closed at `segment_bytes`; closed segments older
 //!   than `retention_age`, or beyond `retention_bytes` in total, are deleted oldest first.
 //! - **Fail-stop.** After a write or sync error the writer confirms nothing more and reports the
 //!   failure; its owner reopens the log (which recovers it) instead of trusting a file whose
 //!   state the kernel may have dropped.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sre_intents::IntentRecord;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::stored::{LineRef, StoredRecord};
-use crate::SinkError;
+use crate::{Durable, OnFatal, Opened, RecentKeys, Sink, SinkError, SinkWriter};
 
 const SUFFIX: &str = ".jsonl";
+/// The lock file the writer holds.
+pub const LOCK_FILE: &str = "LOCK";
 /// Most appends folded into one sync.
 const MAX_BATCH: usize = 4096;
+/// The longest line a reader buffers; a longer one (a crash's run of zero bytes, say) is
+/// skipped without being held in memory.
+const MAX_LINE: usize = 16 * 1024 * 1024;
+/// How often a waiting opener retries the lock.
+const LOCK_RETRY: Duration = Duration::from_millis(10);
+
+/// Why the log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// Another writer (a previous publisher still finishing, or a second process on the same
+    /// `data_dir`) holds the directory's lock.
+    #[error("intent log {} is locked by another writer (waited {waited:?} for {LOCK_FILE})", dir.display())]
+    Locked {
+        /// The log directory.
+        dir: PathBuf,
+        /// How long the opener waited.
+        waited: Duration,
+    },
+    /// Reading, repairing or creating a file failed.
+    #[error("intent log {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl From<LogError> for SinkError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::Locked { dir, .. } => SinkError::Locked(dir),
+            e @ LogError::Io { .. } => SinkError::Io(e.to_string()),
+        }
+    }
+}
+
+fn at(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
+    move |source| LogError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
 
 /// Rotation and retention.
 #[derive(Clone, Debug)]
@@ -36,6 +91,8 @@ pub struct LogOptions {
     pub retention_age: Duration,
     /// Keep at most this many bytes of closed segments.
     pub retention_bytes: u64,
+    /// How long [`Log::open`] waits for another writer to release the directory.
+    pub lock_wait: Duration,
 }
 
 impl Default for LogOptions {
@@ -44,6 +101,7 @@ impl Default for LogOptions {
             segment_bytes: 64 * 1024 * 1024,
             retention_age: Duration::from_secs(7 * 24 * 3600),
             retention_bytes: 1024 * 1024 * 1024,
+            lock_wait: Duration::from_secs(10),
         }
     }
 }
@@ -56,6 +114,22 @@ pub struct Log {
     active: BufWriter<File>,
     active_size: u64,
     next_offset: u64,
+    recovery: Recovery,
+    /// Holds the directory's `flock` until the log is dropped.
+    _lock: File,
+}
+
+/// What [`Log::open`] repaired in the newest segment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// The segment examined (the newest; `None` for a new log).
+    pub segment: Option<PathBuf>,
+    /// Where the segment now ends (after its last record that parses).
+    pub truncated_at: u64,
+    /// Bytes cut after that record (a torn line, zero bytes, any unreadable tail).
+    pub truncated_bytes: u64,
+    /// Unreadable lines left between records, which every reader skips.
+    pub skipped_lines: u64,
 }
 
 /// The segments of a log directory, oldest first: (base offset, path).
@@ -95,48 +169,193 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Cuts a torn last line; returns (whole lines, size after cutting).
-fn recover(path: &Path) -> io::Result<(u64, u64)> {
-    let mut f = OpenOptions::new().read(true).write(true).open(path)?;
-    let len = f.metadata()?.len();
-    let mut bytes = Vec::with_capacity(len as usize);
-    (&mut f).take(len).read_to_end(&mut bytes)?;
-    let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    if whole < bytes.len() {
-        tracing::warn!(path = %path.display(), torn_bytes = bytes.len() - whole, "cutting a torn last line");
-        f.set_len(whole as u64)?;
-        f.sync_all()?;
+/// One line as a reader sees it.
+enum Line<'a> {
+    /// A newline-terminated line (the newline excluded) starting at byte `start`; `None` when
+    /// longer than [`MAX_LINE`].
+    Whole { start: u64, bytes: Option<&'a [u8]> },
+    /// Bytes after the last newline: a line being written, or a torn one.
+    Partial,
+}
+
+/// Splits a file into lines without holding more than [`MAX_LINE`] bytes of one.
+struct Lines<R> {
+    reader: R,
+    pos: u64,
+    buf: Vec<u8>,
+}
+
+impl<R: BufRead> Lines<R> {
+    fn new(reader: R, pos: u64) -> Self {
+        Lines {
+            reader,
+            pos,
+            buf: Vec::new(),
+        }
     }
-    let lines = bytes[..whole].iter().filter(|b| **b == b'\n').count() as u64;
-    Ok((lines, whole as u64))
+
+    fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        self.buf.clear();
+        let start = self.pos;
+        let mut too_long = false;
+        loop {
+            let available = self.reader.fill_buf()?;
+            if available.is_empty() {
+                return Ok((self.pos > start).then_some(Line::Partial));
+            }
+            let newline = available.iter().position(|b| *b == b'\n');
+            let take = newline.unwrap_or(available.len());
+            if !too_long {
+                if self.buf.len() + take > MAX_LINE {
+                    too_long = true;
+                    self.buf = Vec::new();
+                } else {
+                    self.buf.extend_from_slice(&available[..take]);
+                }
+            }
+            let consumed = take + usize::from(newline.is_some());
+            self.reader.consume(consumed);
+            self.pos += consumed as u64;
+            if newline.is_some() {
+                return Ok(Some(Line::Whole {
+                    start,
+                    bytes: (!too_long).then_some(&self.buf[..]),
+                }));
+            }
+        }
+    }
+}
+
+fn parse(bytes: Option<&[u8]>) -> Option<StoredRecord> {
+    bytes.and_then(|b| serde_json::from_slice(b).ok())
+}
+
+/// Finds the newest segment's last record that parses and cuts everything after it.
+fn recover(path: &Path, base: u64) -> io::Result<(Recovery, u64)> {
+    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    let len = file.metadata()?.len();
+    // Read no further than the reported length (a device such as /dev/full never ends).
+    let mut lines = Lines::new(
+        BufReader::with_capacity(256 * 1024, io::Read::take(&file, len)),
+        0,
+    );
+    let (mut good_end, mut last_offset) = (0u64, None::<u64>);
+    let (mut skipped, mut bad_since_good) = (0u64, 0u64);
+    let mut first_skipped = None;
+    while let Some(line) = lines.next_line()? {
+        let Line::Whole { start, bytes } = line else {
+            break;
+        };
+        match parse(bytes) {
+            Some(record) => {
+                skipped += bad_since_good;
+                bad_since_good = 0;
+                good_end = lines.pos;
+                last_offset = Some(last_offset.map_or(record.offset, |o| o.max(record.offset)));
+            }
+            None => {
+                if bad_since_good == 0 {
+                    first_skipped.get_or_insert(start);
+                }
+                bad_since_good += 1;
+            }
+        }
+    }
+    drop(lines);
+    // `len` is what metadata reported: a symlinked device reports 0 and is left alone.
+    let cut = len.saturating_sub(good_end);
+    if cut > 0 {
+        tracing::warn!(
+            segment = %path.display(),
+            offset = good_end,
+            bytes = cut,
+            "intent log: cutting an unreadable tail after the last record (crash garbage)"
+        );
+        file.set_len(good_end)?;
+        file.sync_all()?;
+    }
+    if skipped > 0 {
+        tracing::warn!(
+            segment = %path.display(),
+            first_at = first_skipped.unwrap_or(0),
+            lines = skipped,
+            "intent log: unreadable lines between records are skipped"
+        );
+    }
+    let recovery = Recovery {
+        segment: Some(path.to_owned()),
+        truncated_at: good_end.min(len),
+        truncated_bytes: cut,
+        skipped_lines: skipped,
+    };
+    Ok((recovery, last_offset.map_or(base, |o| base.max(o + 1))))
+}
+
+/// Takes `<dir>/LOCK` exclusively, retrying until `wait` has passed.
+fn lock(dir: &Path, wait: Duration) -> Result<File, LogError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(at(&path))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(LOCK_RETRY);
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(LogError::Locked {
+                    dir: dir.to_owned(),
+                    waited: wait,
+                })
+            }
+            Err(TryLockError::Error(e)) => return Err(at(&path)(e)),
+        }
+    }
 }
 
 impl Log {
-    /// Opens (creating, or recovering) the log in `dir`.
-    pub fn open(dir: &Path, opts: LogOptions) -> io::Result<Log> {
-        std::fs::create_dir_all(dir)?;
-        let segs = segments(dir)?;
-        let (base, lines, size) = match segs.last() {
+    /// Opens (creating, or recovering) the log in `dir`, holding its lock until dropped.
+    pub fn open(dir: &Path, opts: LogOptions) -> Result<Log, LogError> {
+        std::fs::create_dir_all(dir).map_err(at(dir))?;
+        let lock = lock(dir, opts.lock_wait)?;
+        let segs = segments(dir).map_err(at(dir))?;
+        let (base, recovery, next_offset) = match segs.last() {
             Some((base, path)) => {
-                let (lines, size) = recover(path)?;
-                (*base, lines, size)
+                let (recovery, next) = recover(path, *base).map_err(at(path))?;
+                (*base, recovery, next)
             }
-            None => (0, 0, 0),
+            None => (0, Recovery::default(), 0),
         };
         let path = segment_path(dir, base);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(at(&path))?;
         if segs.is_empty() {
-            sync_dir(dir)?;
+            sync_dir(dir).map_err(at(dir))?;
         }
         let mut log = Log {
             dir: dir.to_owned(),
             opts,
             active: BufWriter::with_capacity(256 * 1024, file),
-            active_size: size,
-            next_offset: base + lines,
+            active_size: recovery.truncated_at,
+            next_offset,
+            recovery,
+            _lock: lock,
         };
-        log.apply_retention()?;
+        log.apply_retention().map_err(at(dir))?;
         Ok(log)
+    }
+
+    /// What opening repaired.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
     }
 
     /// The offset the next record gets.
@@ -218,90 +437,225 @@ impl Log {
     }
 }
 
-/// Every record of a log directory, oldest first. A line that does not parse is an error.
-pub fn read_all(dir: &Path) -> io::Result<Vec<StoredRecord>> {
-    read_since(dir, 0)
+/// What a reader found: the records, and how many lines it could not read.
+#[derive(Clone, Debug, Default)]
+pub struct Scan {
+    /// The records, oldest first.
+    pub records: Vec<StoredRecord>,
+    /// Newline-terminated lines that do not parse as a record (crash garbage), skipped.
+    pub skipped_lines: u64,
 }
 
-/// The records appended at or after `since_ms`, oldest first. Segments last written before
-/// `since_ms` are skipped without being read.
-pub fn read_since(dir: &Path, since_ms: u64) -> io::Result<Vec<StoredRecord>> {
-    let mut out = Vec::new();
+/// Where a file read ended.
+#[derive(Clone, Copy, Debug, Default)]
+struct FileEnd {
+    /// The position after the last record read (or `from`, if none).
+    after_record: u64,
+    /// Unreadable lines after that record (counted in the scan already).
+    bad_after: u64,
+}
+
+/// Reads `path`'s whole lines from byte `from`, adding records appended at or after
+/// `since_ms` to `scan`.
+fn scan_file(path: &Path, from: u64, since_ms: u64, scan: &mut Scan) -> io::Result<FileEnd> {
+    let mut end = FileEnd {
+        after_record: from,
+        bad_after: 0,
+    };
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        // Deleted by retention meanwhile.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(end),
+        Err(e) => return Err(e),
+    };
+    file.seek(SeekFrom::Start(from))?;
+    let mut lines = Lines::new(BufReader::with_capacity(64 * 1024, file), from);
+    let (mut skipped, mut first_skipped) = (0u64, None);
+    while let Some(line) = lines.next_line()? {
+        let Line::Whole { start, bytes } = line else {
+            break;
+        };
+        if bytes.is_some_and(<[u8]>::is_empty) {
+            continue;
+        }
+        match parse(bytes) {
+            Some(record) => {
+                if record.timestamp >= since_ms {
+                    scan.records.push(record);
+                }
+                end = FileEnd {
+                    after_record: lines.pos,
+                    bad_after: 0,
+                };
+            }
+            None => {
+                skipped += 1;
+                end.bad_after += 1;
+                first_skipped.get_or_insert(start);
+            }
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(
+            segment = %path.display(),
+            first_at = first_skipped.unwrap_or(0),
+            lines = skipped,
+            "intent log: skipped unreadable lines"
+        );
+        scan.skipped_lines += skipped;
+    }
+    Ok(end)
+}
+
+/// Every record of a log directory, oldest first; unreadable lines are skipped (and logged).
+pub fn read_all(dir: &Path) -> io::Result<Vec<StoredRecord>> {
+    Ok(read_since(dir, 0)?.records)
+}
+
+/// The records appended at or after `since_ms`, oldest first, and how many unreadable lines
+/// were skipped. Segments last written before `since_ms` are skipped without being read.
+pub fn read_since(dir: &Path, since_ms: u64) -> io::Result<Scan> {
+    let mut scan = Scan::default();
     let since = UNIX_EPOCH + Duration::from_millis(since_ms);
     for (_, path) in segments(dir)? {
-        let modified = std::fs::metadata(&path)?
-            .modified()
-            .unwrap_or(SystemTime::now());
+        let modified = match std::fs::metadata(&path) {
+            Ok(m) => m.modified().unwrap_or(SystemTime::now()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
         if modified < since {
             continue;
         }
-        let reader = BufReader::new(File::open(&path)?);
-        for line in reader.lines() {
-            let line = line?;
-            if line.is_empty() {
-                continue;
-            }
-            let record: StoredRecord = match serde_json::from_str(&line) {
-                Ok(r) => r,
-                // A torn last line of a segment being written right now: not a record yet.
-                Err(e) if e.is_eof() => break,
-                Err(e) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{}: {e}", path.display()),
-                    ))
-                }
+        scan_file(&path, 0, since_ms, &mut scan)?;
+    }
+    Ok(scan)
+}
+
+/// Reads a log directory as it grows (`intents tail --follow`): the first [`Follower::poll`]
+/// returns every record, later ones what was appended since, across rotations. Each poll
+/// resumes after the last record read, so a tail of garbage that recovery later cuts (and
+/// overwrites with new records) is read past correctly; records come once each, by offset.
+#[derive(Debug)]
+pub struct Follower {
+    dir: PathBuf,
+    segment: Option<PathBuf>,
+    end: FileEnd,
+    last_offset: Option<u64>,
+}
+
+impl Follower {
+    /// A follower that has read nothing yet.
+    pub fn new(dir: &Path) -> Follower {
+        Follower {
+            dir: dir.to_owned(),
+            segment: None,
+            end: FileEnd::default(),
+            last_offset: None,
+        }
+    }
+
+    /// The records (and newly met unreadable lines) since the last poll.
+    pub fn poll(&mut self) -> io::Result<Scan> {
+        let segs = segments(&self.dir)?;
+        let start = self
+            .segment
+            .as_ref()
+            .and_then(|cur| segs.iter().position(|(_, p)| p == cur))
+            .unwrap_or(0);
+        let mut scan = Scan::default();
+        for (_, path) in &segs[start..] {
+            let (from, seen_bad) = if self.segment.as_ref() == Some(path) {
+                (self.end.after_record, self.end.bad_after)
+            } else {
+                (0, 0)
             };
-            if record.timestamp >= since_ms {
-                out.push(record);
-            }
+            let before = scan.skipped_lines;
+            self.end = scan_file(path, from, 0, &mut scan)?;
+            // Unreadable lines after the last record were reported by the previous poll.
+            let met = scan.skipped_lines - before;
+            scan.skipped_lines = before + met.saturating_sub(seen_bad);
+            self.segment = Some(path.clone());
         }
+        let last = self.last_offset;
+        scan.records.retain(|r| last.is_none_or(|l| r.offset > l));
+        if let Some(r) = scan.records.last() {
+            self.last_offset = Some(r.offset);
+        }
+        Ok(scan)
     }
-    Ok(out)
 }
 
-/// Follows the newest segment from `position` (bytes), returning new whole lines and the new
-/// position; moves on to a newer segment when one appears.
-pub fn follow(
-    dir: &Path,
-    segment: &mut Option<PathBuf>,
-    position: &mut u64,
-) -> io::Result<Vec<StoredRecord>> {
-    let segs = segments(dir)?;
-    let Some((_, newest)) = segs.last() else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    if segment.as_ref() != Some(newest) {
-        // Finish the old one first, then start the new one from its beginning.
-        if let Some(old) = segment.take() {
-            out.extend(read_from(&old, position)?);
-        }
-        *segment = Some(newest.clone());
-        *position = 0;
-    }
-    out.extend(read_from(newest, position)?);
-    Ok(out)
+/// The embedded log as a [`Sink`]: opening starts the group-commit [`Writer`]; the recent keys
+/// come from [`read_since`].
+#[derive(Clone, Debug)]
+pub struct EmbeddedSink {
+    dir: PathBuf,
+    options: LogOptions,
 }
 
-fn read_from(path: &Path, position: &mut u64) -> io::Result<Vec<StoredRecord>> {
-    let mut f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    f.seek(SeekFrom::Start(*position))?;
-    let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes)?;
-    let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    *position += whole as u64;
-    bytes[..whole]
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            serde_json::from_slice(l).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+impl EmbeddedSink {
+    /// The log in `dir` (`<data_dir>/<topic>`).
+    pub fn new(dir: PathBuf, options: LogOptions) -> EmbeddedSink {
+        EmbeddedSink { dir, options }
+    }
+}
+
+impl Sink for EmbeddedSink {
+    fn label(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn open(&self, on_fatal: OnFatal) -> Result<Opened, SinkError> {
+        let log = Log::open(&self.dir, self.options.clone())?;
+        tracing::info!(dir = %log.dir().display(), next_offset = log.next_offset(), "intent log open");
+        let recovery = log.recovery().clone();
+        let (writer, _thread) = Writer::spawn(log, move |why| on_fatal(why));
+        Ok(Opened {
+            writer: Box::new(writer),
+            recovered_bytes: recovery.truncated_bytes,
+            skipped_lines: recovery.skipped_lines,
         })
-        .collect()
+    }
+
+    fn recent_keys(&self, window: Duration) -> Result<RecentKeys, SinkError> {
+        let since = SystemTime::now()
+            .checked_sub(window)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as u64);
+        let scan = read_since(&self.dir, since)
+            .map_err(|e| SinkError::Io(format!("{}: {e}", self.dir.display())))?;
+        let keys = scan
+            .records
+            .into_iter()
+            .filter_map(|mut r| {
+                r.headers
+                    .remove("idempotency_key")
+                    .map(|k| (k, r.timestamp))
+            })
+            .collect();
+        Ok(RecentKeys {
+            keys,
+            skipped_lines: scan.skipped_lines,
+        })
+    }
+}
+
+impl SinkWriter for Writer {
+    fn append(&self, records: Vec<IntentRecord>) -> Durable {
+        let durable = Writer::append(self, records);
+        Box::pin(async move { durable.await.unwrap_or(Err(SinkError::Closed)).map(|_| ()) })
+    }
+
+    fn flush(&self, timeout: Duration) -> Durable {
+        // An empty append is confirmed after every append queued before it.
+        let done = Writer::append(self, Vec::new());
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, done).await {
+                Ok(r) => r.unwrap_or(Err(SinkError::Closed)).map(|_| ()),
+                Err(_) => Err(SinkError::Timeout(timeout)),
+            }
+        })
+    }
 }
 
 /// An append waiting for its sync.

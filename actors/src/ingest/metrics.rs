@@ -13,6 +13,11 @@
 //!   closed, timeout, kafka, unavailable.
 //! - `sre_intent_publish_duration_seconds{sink}`: time from handing records to the sink to
 //!   their durability.
+//! - `sre_intent_log_recovered_bytes_total`: crash garbage cut from the embedded log's end
+//!   when it was opened.
+//! - `sre_intent_log_skipped_lines_total{reader}`: unreadable embedded-log lines skipped,
+//!   `reader` ∈ open (between records of the newest segment), rebuild (dedup window rebuild);
+//!   a line is counted each time it is read past.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -103,6 +108,15 @@ pub struct IngestMetrics {
     published: Family<PublishedLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
     duration: Family<SinkLabel, Histogram, fn() -> Histogram>,
+    log_recovered: Counter,
+    log_skipped: Family<ReaderLabel, Counter>,
+}
+
+/// `{reader}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReaderLabel {
+    /// Who read past the line: `open` or `rebuild`.
+    pub reader: &'static str,
 }
 
 impl IngestMetrics {
@@ -118,6 +132,8 @@ impl IngestMetrics {
             published: Family::default(),
             failures: Family::default(),
             duration: Family::new_with_constructor(publish_histogram),
+            log_recovered: Counter::default(),
+            log_skipped: Family::default(),
         };
         registry.register(
             "sre_webhook_requests",
@@ -163,6 +179,16 @@ impl IngestMetrics {
             "sre_intent_publish_duration_seconds",
             "Time from handing intents to the sink to their durability",
             m.duration.clone(),
+        );
+        registry.register(
+            "sre_intent_log_recovered_bytes",
+            "Crash garbage cut from the embedded log's end on open",
+            m.log_recovered.clone(),
+        );
+        registry.register(
+            "sre_intent_log_skipped_lines",
+            "Unreadable embedded-log lines skipped, by reader",
+            m.log_skipped.clone(),
         );
         m
     }
@@ -212,5 +238,15 @@ impl IngestMetrics {
     /// The publish-duration histogram.
     pub fn publish_duration(&self, sink: &'static str) -> Histogram {
         self.duration.get_or_create(&SinkLabel { sink }).clone()
+    }
+    /// Bytes of crash garbage cut from the embedded log.
+    pub fn log_recovered_bytes(&self) -> Counter {
+        self.log_recovered.clone()
+    }
+    /// Unreadable embedded-log lines skipped by `reader` (`open`, `rebuild`).
+    pub fn log_skipped_lines(&self, reader: &'static str) -> Counter {
+        self.log_skipped
+            .get_or_create(&ReaderLabel { reader })
+            .clone()
     }
 }

@@ -1,55 +1,36 @@
-//! `IntentPublisher`: the actor that owns the sink.
+//! `IntentPublisher`: the actor that owns the open sink.
 //!
-//! - **embedded**: opens (and recovers) the log in `pre_start` and hands records to the
-//!   group-commit writer; a writer failure fails the actor, so its supervisor reopens the log.
-//! - **kafka**: creates the idempotent producer in `pre_start` and awaits the delivery reports of
-//!   every publish; a librdkafka fatal error fails the actor, so the producer is recreated.
+//! It opens the configured [`Sink`] in `pre_start` (the embedded log is recovered and locked,
+//! a Kafka producer created) and hands every publish to its [`SinkWriter`], confirming each once
+//! its records are durable. When the sink cannot go on (the embedded writer stopped after an
+//! I/O error, a librdkafka fatal error) the actor fails, so its supervisor opens it afresh.
 //!
-//! Each publish is confirmed only once its records are durable. Sink trouble is shown in the
-//! readiness report's `degraded` detail (the webhook answers 503 meanwhile); it does not take
-//! the process out of rotation, since AlertManager retries either way.
+//! The writer lives in the actor's state: a killed actor (ractor runs no `post_stop` then) still
+//! drops it, which ends the embedded writer thread and releases the log's lock — the next
+//! publisher waits for that lock rather than writing beside the old one.
+//!
+//! Sink trouble is shown in the readiness report's `degraded` detail (the webhook answers 503
+//! meanwhile); it does not take the process out of rotation, since AlertManager retries either
+//! way. [`rebuild_from`] adapts the same sink to the dedup window's rebuild.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sre_intents::IntentRecord;
-use sre_sink::embedded::{Log, LogOptions, Writer};
-use sre_sink::kafka::{KafkaOptions, KafkaSink};
-use sre_sink::SinkError;
+use sre_sink::{Sink, SinkError, SinkWriter};
 use sre_supervision::{ActorSlot, Readiness};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::dedup::Rebuild;
 use super::metrics::IngestMetrics;
 
 /// The readiness detail this actor reports.
 pub const SINK_CONDITION: &str = "intent sink";
 
-/// Which sink and how to open it.
-#[derive(Clone, Debug)]
-pub enum SinkSpec {
-    /// The embedded log in this directory.
-    Embedded {
-        /// `<data_dir>/<topic>`.
-        dir: PathBuf,
-        /// Rotation and retention.
-        options: LogOptions,
-    },
-    /// Kafka.
-    Kafka(KafkaOptions),
-}
-
-impl SinkSpec {
-    /// The `sink` metric label.
-    pub fn label(&self) -> &'static str {
-        match self {
-            SinkSpec::Embedded { .. } => "embedded",
-            SinkSpec::Kafka(_) => "kafka",
-        }
-    }
-}
+/// How long a graceful stop waits for the sink to confirm what it holds.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The actor.
 pub struct IntentPublisher;
@@ -58,7 +39,7 @@ pub struct IntentPublisher;
 #[derive(Clone)]
 pub struct PublisherArgs {
     /// The sink.
-    pub sink: SinkSpec,
+    pub sink: Arc<dyn Sink>,
     /// Where callers find it.
     pub slot: ActorSlot<PublisherMsg>,
     /// Metrics.
@@ -75,18 +56,9 @@ pub enum PublisherMsg {
     SinkFailed(String),
 }
 
-/// The open sink.
-enum Open {
-    Embedded {
-        writer: Option<Writer>,
-        thread: Option<std::thread::JoinHandle<()>>,
-    },
-    Kafka(Arc<KafkaSink>),
-}
-
-/// Private state.
+/// Private state. Dropping it drops the writer (see the module docs).
 pub struct PublisherState {
-    open: Open,
+    writer: Box<dyn SinkWriter>,
     args: PublisherArgs,
     sink: &'static str,
 }
@@ -101,26 +73,37 @@ impl Actor for IntentPublisher {
         myself: ActorRef<PublisherMsg>,
         args: PublisherArgs,
     ) -> Result<PublisherState, ActorProcessingErr> {
-        let open = match &args.sink {
-            SinkSpec::Embedded { dir, options } => {
-                open_embedded(&myself, dir.clone(), options.clone()).await
-            }
-            SinkSpec::Kafka(options) => KafkaSink::new(options)
-                .map(|s| Open::Kafka(Arc::new(s)))
-                .map_err(|e| format!("cannot create the Kafka producer: {e}")),
-        };
-        let open = match open {
+        let sink = args.sink.clone();
+        let me = myself.clone();
+        let on_fatal: sre_sink::OnFatal = Arc::new(move |why| {
+            let _ = me.cast(PublisherMsg::SinkFailed(why));
+        });
+        let opened = tokio::task::spawn_blocking(move || sink.open(on_fatal))
+            .await
+            .unwrap_or(Err(SinkError::Closed));
+        let opened = match opened {
             Ok(o) => o,
-            Err(why) => {
+            Err(e) => {
+                let why = format!("cannot open the intent sink: {e}");
                 args.readiness
                     .set_degraded(SINK_CONDITION, Some(why.clone()));
                 return Err(why.into());
             }
         };
+        args.metrics
+            .log_recovered_bytes()
+            .inc_by(opened.recovered_bytes);
+        args.metrics
+            .log_skipped_lines("open")
+            .inc_by(opened.skipped_lines);
         args.readiness.set_degraded(SINK_CONDITION, None);
         args.slot.publish(myself);
         let sink = args.sink.label();
-        Ok(PublisherState { open, args, sink })
+        Ok(PublisherState {
+            writer: opened.writer,
+            args,
+            sink,
+        })
     }
 
     async fn post_stop(
@@ -129,19 +112,8 @@ impl Actor for IntentPublisher {
         state: &mut PublisherState,
     ) -> Result<(), ActorProcessingErr> {
         state.args.slot.clear(&myself);
-        match &mut state.open {
-            Open::Embedded { writer, thread } => {
-                // Dropping the last writer lets its thread confirm what it holds and end.
-                writer.take();
-                if let Some(thread) = thread.take() {
-                    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-                }
-            }
-            Open::Kafka(sink) => {
-                let sink = sink.clone();
-                let _ =
-                    tokio::task::spawn_blocking(move || sink.flush(Duration::from_secs(10))).await;
-            }
+        if let Err(e) = state.writer.flush(FLUSH_TIMEOUT).await {
+            tracing::warn!(error = %e, "the intent sink did not confirm everything before stopping");
         }
         Ok(())
     }
@@ -153,35 +125,14 @@ impl Actor for IntentPublisher {
         state: &mut PublisherState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            PublisherMsg::Publish(records, reply) => on_publish(&myself, state, records, reply),
-            PublisherMsg::SinkFailed(why) => return on_sink_failed(state, why),
+            PublisherMsg::Publish(records, reply) => on_publish(state, records, reply),
+            PublisherMsg::SinkFailed(why) => return on_sink_failed(&myself, state, why),
         }
         Ok(())
     }
 }
 
-async fn open_embedded(
-    myself: &ActorRef<PublisherMsg>,
-    dir: PathBuf,
-    options: LogOptions,
-) -> Result<Open, String> {
-    let log = tokio::task::spawn_blocking(move || Log::open(&dir, options))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot open the intent log: {e}"))?;
-    tracing::info!(dir = %log.dir().display(), next_offset = log.next_offset(), "intent log open");
-    let me = myself.clone();
-    let (writer, thread) = Writer::spawn(log, move |why| {
-        let _ = me.cast(PublisherMsg::SinkFailed(why));
-    });
-    Ok(Open::Embedded {
-        writer: Some(writer),
-        thread: Some(thread),
-    })
-}
-
 fn on_publish(
-    myself: &ActorRef<PublisherMsg>,
     state: &PublisherState,
     records: Vec<IntentRecord>,
     reply: oneshot::Sender<Result<(), SinkError>>,
@@ -190,32 +141,13 @@ fn on_publish(
         .iter()
         .map(|r| r.kind().map_or("unknown", |k| k.as_str()))
         .collect();
-    let (metrics, readiness, sink, me) = (
+    let (metrics, readiness, sink) = (
         state.args.metrics.clone(),
         state.args.readiness.clone(),
         state.sink,
-        myself.clone(),
     );
     let started = Instant::now();
-    let pending: futures::future::BoxFuture<'static, Result<(), SinkError>> = match &state.open {
-        Open::Embedded {
-            writer: Some(w), ..
-        } => {
-            let durable = w.append(records);
-            Box::pin(async move { durable.await.unwrap_or(Err(SinkError::Closed)).map(|_| ()) })
-        }
-        Open::Embedded { writer: None, .. } => Box::pin(async { Err(SinkError::Closed) }),
-        Open::Kafka(k) => {
-            let k = k.clone();
-            Box::pin(async move {
-                let result = k.send(&records).await;
-                if let (Err(_), Some(fatal)) = (&result, k.fatal_error()) {
-                    let _ = me.cast(PublisherMsg::SinkFailed(fatal));
-                }
-                result
-            })
-        }
-    };
+    let pending = state.writer.append(records);
     tokio::spawn(async move {
         let result = pending.await;
         match &result {
@@ -237,10 +169,26 @@ fn on_publish(
     });
 }
 
-fn on_sink_failed(state: &mut PublisherState, why: String) -> Result<(), ActorProcessingErr> {
+fn on_sink_failed(
+    _myself: &ActorRef<PublisherMsg>,
+    state: &mut PublisherState,
+    why: String,
+) -> Result<(), ActorProcessingErr> {
     state
         .args
         .readiness
         .set_degraded(SINK_CONDITION, Some(why.clone()));
     Err(format!("intent sink failed: {why}").into())
+}
+
+/// The dedup window's rebuild from `sink`'s recent keys; unreadable lines skipped on the way
+/// are counted in `sre_intent_log_skipped_lines_total{reader="rebuild"}`.
+pub fn rebuild_from(sink: Arc<dyn Sink>, metrics: IngestMetrics) -> Rebuild {
+    Arc::new(move |window| {
+        let recent = sink.recent_keys(window).map_err(|e| e.to_string())?;
+        metrics
+            .log_skipped_lines("rebuild")
+            .inc_by(recent.skipped_lines);
+        Ok(recent.keys)
+    })
 }

@@ -142,9 +142,17 @@ impl Actor for UpstreamProbe {
 async fn on_probe(myself: &ActorRef<ProbeMsg>, state: &mut ProbeState) {
     state.timer.fired();
     let url = state.args.url.clone();
-    let problem = match state.args.client.send(None, |http| http.get(url.clone())).await {
+    let problem = match state
+        .args
+        .client
+        .send(None, |http| http.get(url.clone()))
+        .await
+    {
         Ok(resp) if resp.status().is_success() => None,
-        Ok(resp) => Some(format!("health check answered HTTP {}", resp.status().as_u16())),
+        Ok(resp) => Some(format!(
+            "health check answered HTTP {}",
+            resp.status().as_u16()
+        )),
         Err(e) => Some(e.to_string()),
     };
     state.up.set(i64::from(problem.is_none()));
