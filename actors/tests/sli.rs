@@ -301,14 +301,19 @@ async fn downtime_is_caught_up_in_order_and_once_across_a_prometheus_failure() {
         "the eight missed windows, in order"
     );
     assert_eq!(*failures.lock().unwrap(), 0);
-    let restarts = r
+    let status = r
         .observer
         .child("sli", "scheduler")
-        .expect("the scheduler in the tree")
-        .restarts;
-    assert_eq!(
-        restarts, 1,
-        "the Prometheus failure restarted the scheduler"
+        .expect("the scheduler in the tree");
+    // At least once: on a loaded machine a paused clock can also time out a slow loopback
+    // answer, which fails the scheduler again; the windows above stay in order and once.
+    assert!(status.restarts >= 1, "{status:?}");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("query failed")),
+        "{status:?}"
     );
     // Every window once: nothing after the restart was published again.
     let keys: Vec<String> = published
