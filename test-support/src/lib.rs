@@ -9,9 +9,16 @@
 //! - [`argocd`]: [`argocd::FakeArgoCd`], ArgoCD's application list with auth and failures.
 //! - [`kube`]: [`kube::FakeKube`], a Kubernetes API server (lists, watches, discovery, logs)
 //!   for the real kube-rs client, with expiring and dropped watches and failures on command.
+//! - [`loki`], [`tempo`], [`grafana`]: the observability APIs the query clients call, in
+//!   their real response shapes, on [`faults::Server`], which records requests and injects
+//!   failures, throttling and stalls.
 
 pub mod argocd;
+pub mod faults;
+pub mod grafana;
 pub mod kube;
+pub mod loki;
+pub mod tempo;
 pub mod upstream;
 
 pub use upstream::{FakeUpstream, Recorded, Reply};

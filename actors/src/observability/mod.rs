@@ -3,5 +3,11 @@
 //!
 //! # Layout
 //! - [`prometheus`]: instant and range queries, typed errors, capped results.
+//! - [`loki`]: log searches from a label selector or raw LogQL, flattened and capped.
+//! - [`tempo`]: a trace's spans (both API versions' shapes) and trace search by service.
+//! - [`grafana`]: dashboard links for a time range, and annotations.
 
+pub mod grafana;
+pub mod loki;
 pub mod prometheus;
+pub mod tempo;
