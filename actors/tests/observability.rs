@@ -195,6 +195,22 @@ async fn loki_selectors_escape_hostile_values_and_lines_keep_exact_timestamps() 
         .unwrap();
     assert_eq!(out.lines.len(), 1);
     assert!(out.truncated);
+
+    // A limit above the cap is lowered to it, and says so; a tenant goes in its header.
+    let c = c.with_tenant("team-a");
+    let out = c
+        .search(
+            &by_app("other", None),
+            window(10_000, Direction::Forward),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.lines.len(), 1);
+    assert!(out.truncated);
+    let sent = fake.requests().pop().unwrap();
+    assert!(sent.uri.contains("&limit=5000&"), "{}", sent.uri);
+    assert_eq!(sent.header("x-scope-orgid"), Some("team-a"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -491,6 +507,26 @@ async fn tempo_search_by_service_quotes_traceql_and_retries_5xx() {
         .unwrap();
     assert_eq!(out.traces.len(), 1);
     assert!(out.truncated);
+    assert_eq!(out.traces[0].trace_id.len(), 32);
+
+    // More than the cap is asked as the cap; Tempo's 400 is a typed bad query.
+    c.spans_by_service("checkout", start, end, 5000, None)
+        .await
+        .unwrap();
+    assert!(fake.requests().last().unwrap().uri.ends_with("&limit=1000"));
+    fake.push(Reply::Respond {
+        status: 400,
+        headers: vec![("content-type".into(), "text/plain".into())],
+        body: "invalid TraceQL query: parse error at line 1, col 3".into(),
+    });
+    let err = c
+        .spans_by_service("checkout", start, end, 5, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, TempoError::BadQuery(m) if m.starts_with("invalid TraceQL")),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------- Grafana
@@ -580,6 +616,21 @@ async fn grafana_dashboard_links_by_uid_title_and_tag() {
     };
     let url = c.dashboard_url(&both, from, to, &[], None).await.unwrap();
     assert!(url.path().ends_with("/d/abc123/api-latency"), "{url}");
+
+    let bad_var = vec![("env&x".to_owned(), "prod".to_owned())];
+    let sent = fake.requests().len();
+    let err = c
+        .dashboard_url(
+            &DashboardRef::Uid("abc123".into()),
+            from,
+            to,
+            &bad_var,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GrafanaError::Invalid(_)), "{err}");
+    assert_eq!(fake.requests().len(), sent);
 
     let none = DashboardRef::Search {
         title: Some("nothing".into()),

@@ -75,21 +75,19 @@ fn handle(state: &Mutex<Vec<Stream>>, req: Request) -> Response {
         Ok(p) => p,
         Err((col, what)) => return parse_error(col, &what),
     };
-    let num = |name: &str, default: i64| -> Result<i64, Response> {
+    let num = |name: &str, default: i64| -> Result<i64, String> {
         match req.param(name) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| {
-                (
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid parameter {name:?}: {v:?}\n"),
-                )
-                    .into_response()
-            }),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("invalid parameter {name:?}: {v:?}\n")),
         }
     };
     let (start, end, limit) = match (num("start", 0), num("end", i64::MAX), num("limit", 100)) {
         (Ok(s), Ok(e), Ok(l)) => (s, e, l.max(0) as usize),
-        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => {
+            return (StatusCode::BAD_REQUEST, r).into_response()
+        }
     };
     let forward = req.param("direction") == Some("forward");
     let streams = state.lock().expect("fake").clone();
