@@ -5,7 +5,7 @@
 //! and `PATCH /api/annotations/<id>` (`{"message":"Annotation patched"}`, 404 for an unknown
 //! id), keeping the annotations for the test to read; `Authorization: Bearer <key>` required
 //! when a key is set (401 otherwise). Faults are injected through
-//! [`Server`](crate::faults::Server), which it dereferences to.
+//! [`Server`], which it dereferences to.
 
 use std::ops::Deref;
 use std::sync::Mutex;

@@ -5,7 +5,7 @@
 //! optional `|= "text"` filter — and answers anything else as Loki does a bad query: HTTP 400
 //! with a plain-text `parse error ...`. `start`/`end` (ns), `limit` and `direction` are
 //! honoured. Faults (5xx, 429, stalls, oversized bodies) are injected through
-//! [`Server`](crate::faults::Server), which it dereferences to.
+//! [`Server`], which it dereferences to.
 
 use std::collections::BTreeMap;
 use std::ops::Deref;

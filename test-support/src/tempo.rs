@@ -4,7 +4,7 @@
 //! `GET /api/search?q={ resource.service.name = "…" }&start=&end=&limit=` answering trace
 //! summaries (`traceID`, `rootServiceName`, `rootTraceName`, `startTimeUnixNano`, `durationMs`);
 //! another TraceQL query is a 400. Spans are OTLP JSON with base64 ids, as Tempo writes them.
-//! Faults are injected through [`Server`](crate::faults::Server), which it dereferences to.
+//! Faults are injected through [`Server`], which it dereferences to.
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
