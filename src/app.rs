@@ -7,7 +7,9 @@
 //! ├── ingest      publisher (owns the sink) · dedup (windows) · router (alerts → intents)
 //! │               · http (the HttpServer actor: the webhook and the operator endpoints)
 //! ├── clusters    one ClusterWatcher per Kubernetes cluster (when enabled)
-//! └── argocd      one EnvPoller per ArgoCD environment (when enabled)
+//! ├── argocd      one EnvPoller per ArgoCD environment (when enabled)
+//! ├── sli         the SliScheduler (when sli_calculation and prometheus are configured)
+//! └── probes      one UpstreamProbe per configured Prometheus, Loki, Tempo, Grafana
 //! ```
 //!
 //! Start order is the order above (circuits exist before anything that calls out; the sink is
@@ -34,9 +36,13 @@ use sre_actors::kubernetes::cluster::{ClusterWatcher, WatcherArgs};
 use sre_actors::kubernetes::metrics::KubeMetrics;
 use sre_actors::kubernetes::read::ClusterReader;
 use sre_actors::kubernetes::records::Context;
+use sre_actors::observability::probe::{health_path, ProbeArgs, ProbeMetrics, UpstreamProbe};
+use sre_actors::observability::prometheus::PrometheusClient;
 use sre_actors::providers::{ProviderMetrics, Providers, TlsOptions};
+use sre_actors::sli::scheduler::{wall_clock, SliArgs, SliMetrics, SliScheduler};
 use sre_config::{
-    AlertmanagerConfig, Config, Idempotency, RestartConfig, SecretStore, SinkKind, WebhookAuth,
+    AlertmanagerConfig, Config, Idempotency, RestartConfig, SecretStore, SinkKind, SliCalculation,
+    WebhookAuth,
 };
 use sre_sink::embedded::LogOptions;
 use sre_sink::kafka::KafkaOptions;
@@ -60,6 +66,10 @@ pub const INGEST: &str = "ingest";
 pub const ARGOCD: &str = "argocd";
 /// Name of the supervisor of the Kubernetes cluster watchers.
 pub const CLUSTERS: &str = "clusters";
+/// Name of the supervisor of the SLI scheduler.
+pub const SLI: &str = "sli";
+/// Name of the supervisor of the upstream health probes.
+pub const PROBES: &str = "probes";
 
 /// Why the program could not start.
 #[derive(Debug, thiserror::Error)]
@@ -76,12 +86,6 @@ pub enum AppError {
 /// issue): said at start and by `check-config`, never silently ignored.
 pub fn not_yet_served(config: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
-    if config
-        .observability()
-        .is_some_and(|o| o.sli_calculation.is_some())
-    {
-        out.push("observability_integration.sli_calculation (scheduled SLI queries)");
-    }
     if config.ticketing().is_some() {
         out.push("ticketing_integration (tickets from facts)");
     }
@@ -95,6 +99,46 @@ pub fn not_yet_served(config: &Config) -> Vec<&'static str> {
         out.push("tools (the agent tool gateway)");
     }
     out
+}
+
+/// One `UpstreamProbe` per configured query upstream (Prometheus, Loki, Tempo, Grafana).
+fn upstream_probes(
+    config: &Config,
+    providers: &Providers,
+    readiness: &Readiness,
+    metrics: &ProbeMetrics,
+) -> Option<Vec<ChildSpec>> {
+    let o = config.observability()?;
+    let bases = [
+        ("prometheus", o.prometheus.as_ref().map(|b| &b.url)),
+        ("loki", o.loki.as_ref().map(|b| &b.url)),
+        ("tempo", o.tempo.as_ref().map(|b| &b.url)),
+        ("grafana", o.grafana.as_ref().map(|g| &g.url)),
+    ];
+    let probes: Vec<ChildSpec> = bases
+        .into_iter()
+        .filter_map(|(name, base)| {
+            let url = base?.join(health_path(name)?).ok()?;
+            let args = ProbeArgs {
+                client: providers.client(name)?,
+                url,
+                interval: o.health_check_interval,
+                readiness: readiness.clone(),
+                metrics: metrics.clone(),
+            };
+            Some(ChildSpec::actor(name, move || (UpstreamProbe, args.clone())))
+        })
+        .collect();
+    (!probes.is_empty()).then_some(probes)
+}
+
+/// The SLI schedule and the Prometheus it queries, when both are configured.
+fn sli_calculation(config: &Config) -> Option<(SliCalculation, reqwest::Url)> {
+    let o = config.observability()?;
+    Some((
+        o.sli_calculation.clone()?,
+        o.prometheus.as_ref()?.url.clone(),
+    ))
 }
 
 /// The restart policy of `supervision.restart`.
@@ -130,6 +174,8 @@ impl AppHandle {
         let providers = Providers::new(&config, ProviderMetrics::new(&mut registry));
         let ingest_metrics = IngestMetrics::new(&mut registry);
         let argo_metrics = ArgoMetrics::new(&mut registry);
+        let sli_metrics = SliMetrics::new(&mut registry);
+        let probe_metrics = ProbeMetrics::new(&mut registry);
         let kube_metrics = KubeMetrics::new(&mut registry);
         let http_metrics = HttpMetrics::new(&mut registry);
         let readiness = Readiness::new(INGEST);
@@ -153,10 +199,12 @@ impl AppHandle {
                     (IntentPublisher, publisher.clone())
                 }));
         let mut webhook_routes = None;
+        let sli_config = sli_calculation(&config);
         let dedup = (config.alertmanager().is_some()
             || config.kubernetes().is_some()
-            || config.argocd().is_some())
-        .then(|| dedup_child(&config, &ingest_metrics, rebuild));
+            || config.argocd().is_some()
+            || sli_config.is_some())
+        .then(|| dedup_child(&config, &ingest_metrics, rebuild.clone()));
         if let Some((child, _, _)) = &dedup {
             ingest = ingest.child(child.clone());
         }
@@ -227,8 +275,35 @@ impl AppHandle {
                 settle_timeout(&config),
             ),
         );
+        let schedulers = sli_config.and_then(|(sli, url)| {
+            let client = providers.client("prometheus")?;
+            let args = SliArgs {
+                config: sli,
+                prometheus: PrometheusClient::new(client, url),
+                delivery: Delivery::new(
+                    dedup.as_ref().map(|(_, slot, _)| slot.clone()),
+                    DedupSource::Sli,
+                    Emitter::Publisher(publisher_slot.clone()),
+                    settle_timeout(&config),
+                ),
+                recent: rebuild,
+                topic: config.intents.topic.clone(),
+                source: format!("{}/sli", config.intents.source),
+                clock: wall_clock(),
+                metrics: sli_metrics,
+            };
+            Some(vec![ChildSpec::actor("scheduler", move || {
+                (SliScheduler, args.clone())
+            })])
+        });
+        let probes = upstream_probes(&config, &providers, &readiness, &probe_metrics);
         let mut root = root;
-        for (name, children) in [(CLUSTERS, watchers), (ARGOCD, pollers)] {
+        for (name, children) in [
+            (CLUSTERS, watchers),
+            (ARGOCD, pollers),
+            (SLI, schedulers),
+            (PROBES, probes),
+        ] {
             if let Some(children) = children {
                 let spec = children.into_iter().fold(
                     SupervisorSpec::new(name, policy.clone(), observer.clone()),

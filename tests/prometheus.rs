@@ -272,5 +272,72 @@ async fn the_query_client_reads_exact_numbers_from_backfilled_data() {
     assert!(matches!(err, PrometheusError::BadQuery(_)), "{err}");
     let err = prom.instant("  ", None, None).await.unwrap_err();
     assert!(matches!(err, PrometheusError::Invalid(_)), "{err}");
+
+    // The SLI scheduler on the same data, its clock just after the window after the bad one,
+    // the sink holding the window before: it computes the bad window and the next, exactly,
+    // and reports an SLO of a service without data as no data.
+    let sli: sre_config::SliCalculation = serde_norway::from_str(&format!(
+        "schedule: '*/5 * * * *'\nquery_delay: 30s\ncatch_up: 1h\nslos:\n  - name: checkout\n    service: checkout\n    objective: 99.9\n    good: '{good}'\n    total: '{total}'\n  - name: ghost\n    service: ghost\n    objective: 99\n    good: 'sum(increase(http_requests_total{{service=\"ghost\"}}[$window]))'\n    total: 'sum(increase(http_requests_total{{service=\"ghost\"}}[$window]))'\n",
+        good = good.replace("[5m]", "[$window]"),
+        total = total.replace("[5m]", "[$window]"),
+    ))
+    .unwrap();
+    let before = Utc.timestamp_opt(bad_end - 300, 0).unwrap();
+    let done = [("checkout", before), ("ghost", before)].map(|(slo, end)| {
+        (
+            format!("sli:{slo}:{}", end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            0u64,
+        )
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let args = sre_actors::sli::scheduler::SliArgs {
+        config: sli,
+        prometheus: prom.clone(),
+        delivery: sre_actors::ingest::claim::Delivery::new(
+            None,
+            sre_actors::ingest::dedup::DedupSource::Sli,
+            sre_actors::emit::Emitter::Channel(tx),
+            Duration::from_secs(30),
+        ),
+        recent: std::sync::Arc::new(move |_| Ok(done.to_vec())),
+        topic: "sre.domain.intents.v1".into(),
+        source: "sre-integration/sli".into(),
+        clock: sre_actors::sli::scheduler::tokio_clock(
+            Utc.timestamp_opt(bad_end + 300 + 31, 0).unwrap(),
+        ),
+        metrics: Default::default(),
+    };
+    let (scheduler, _) =
+        ractor::Actor::spawn(None, sre_actors::sli::scheduler::SliScheduler, args)
+            .await
+            .unwrap();
+    let mut windows = std::collections::BTreeMap::new();
+    while windows.len() < 4 {
+        let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("the windows within 30 s")
+            .unwrap();
+        for r in batch {
+            let v: serde_json::Value = serde_json::from_str(r.value.get()).unwrap();
+            let end = chrono::DateTime::parse_from_rfc3339(v["windowEnd"].as_str().unwrap())
+                .unwrap()
+                .timestamp();
+            windows.insert((v["slo"].as_str().unwrap().to_owned(), end), v);
+        }
+    }
+    let w = &windows[&("checkout".to_owned(), bad_end)];
+    assert_eq!((w["good"].as_f64(), w["total"].as_f64()), (Some(10_000.0), Some(10_007.0)));
+    // (JSON's decimal round trip may move the last bit.)
+    assert!((w["ratio"].as_f64().unwrap() - 10_000.0 / 10_007.0).abs() < 1e-12, "{w}");
+    assert_eq!(w["noData"], false);
+    let w = &windows[&("checkout".to_owned(), bad_end + 300)];
+    assert_eq!((w["good"].as_f64(), w["total"].as_f64()), (Some(10_000.0), Some(10_000.0)));
+    assert_eq!(w["ratio"].as_f64(), Some(1.0));
+    for end in [bad_end, bad_end + 300] {
+        let w = &windows[&("ghost".to_owned(), end)];
+        assert_eq!(w["noData"], true, "{w}");
+        assert!(w["ratio"].is_null(), "no data is never a ratio: {w}");
+    }
+    scheduler.stop(None);
     app.shutdown().await;
 }

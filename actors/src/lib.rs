@@ -11,6 +11,7 @@
 //!   backoff and jitter, `Retry-After`, correlation ids, the circuit's verdict), and the one
 //!   outcome classification the Kubernetes client shares.
 //! - [`timer`]: an actor's self-scheduled message (`send_after`), cancelled with its state.
+//! - [`sli`]: the SLI scheduler (cron → Prometheus → SLI window intents).
 //! - [`trace`]: W3C trace context from requests into spans and from spans into intents.
 
 pub mod argocd;
@@ -19,5 +20,6 @@ pub mod ingest;
 pub mod kubernetes;
 pub mod observability;
 pub mod providers;
+pub mod sli;
 pub mod timer;
 pub mod trace;

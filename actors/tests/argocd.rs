@@ -3,6 +3,8 @@
 //! keep their cadence; a rejected token is reported without a hot loop; an oversized or
 //! stalling list fails the poll instead of filling memory or hanging the poller.
 
+mod common;
+
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
@@ -11,8 +13,7 @@ use sre_actors::argocd::metrics::ArgoMetrics;
 use sre_actors::argocd::poller::{EnvPoller, PollerArgs, MAX_LIST_BYTES};
 use sre_actors::emit::Emitter;
 use sre_actors::ingest::claim::Delivery;
-use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, DedupSource, Window};
-use sre_actors::ingest::metrics::IngestMetrics;
+use sre_actors::ingest::dedup::DedupSource;
 use sre_actors::providers::{BreakerConfig, CircuitState, ProviderMetrics, Providers};
 use sre_config::{ArgoEnvironment, RetryConfig, SecretStore, Upstream};
 use sre_intents::IntentRecord;
@@ -72,26 +73,7 @@ async fn rig(envs: &[(&str, &FakeArgoCd)]) -> Rig {
     let observer = Observer::default();
     let (tx, rx) = mpsc::unbounded_channel();
     // The shared dedup actor, as the program runs it beside the pollers.
-    let dedup_slot: ActorSlot<DedupMsg> = ActorSlot::default();
-    let dedup_args = {
-        let slot = dedup_slot.clone();
-        let shared = std::sync::Arc::new(Window::default());
-        let metrics = IngestMetrics::new(&mut registry);
-        move || {
-            (
-                Dedup,
-                DedupArgs {
-                    window: Duration::from_secs(300),
-                    max_entries: 100_000,
-                    claim_lease: Duration::from_secs(60),
-                    shared: shared.clone(),
-                    slot: slot.clone(),
-                    rebuild: std::sync::Arc::new(|_| Ok(Vec::new())),
-                    metrics: metrics.clone(),
-                },
-            )
-        }
-    };
+    let (dedup_child, dedup_slot) = common::dedup(&mut registry);
     let policy = RestartPolicy {
         backoff_min: Duration::from_secs(1),
         backoff_max: Duration::from_secs(30),
@@ -137,7 +119,7 @@ async fn rig(envs: &[(&str, &FakeArgoCd)]) -> Rig {
         ))
         .child(ChildSpec::supervisor(
             SupervisorSpec::new("ingest", policy, observer.clone())
-                .child(ChildSpec::actor("dedup", dedup_args)),
+                .child(dedup_child),
         ))
         .child(ChildSpec::supervisor(argocd));
     let (root, _) = Actor::spawn(None, Supervisor, root).await.unwrap();

@@ -4,6 +4,8 @@
 //! cluster restarted and parked alone, namespace globs; a long sink outage owes at most one
 //! transition per object and one alert per event, and loses nothing.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,8 +16,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{json, Value};
 use sre_actors::emit::Emitter;
 use sre_actors::ingest::claim::Delivery;
-use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, DedupSource, Window};
-use sre_actors::ingest::metrics::IngestMetrics;
+use sre_actors::ingest::dedup::DedupSource;
 use sre_actors::ingest::publisher::PublisherMsg;
 use sre_actors::kubernetes::client::Guard;
 use sre_actors::kubernetes::cluster::{ClusterWatcher, WatcherArgs};
@@ -93,7 +94,6 @@ async fn rig_with(
         ProviderMetrics::new(&mut registry),
     );
     let metrics = KubeMetrics::new(&mut registry);
-    let ingest_metrics = IngestMetrics::new(&mut registry);
     let observer = Observer::default();
     let (tx, rx) = mpsc::unbounded_channel();
     let emitter = emitter(tx);
@@ -105,26 +105,7 @@ async fn rig_with(
         period: Duration::from_secs(600),
         cool_down: Duration::from_secs(3600),
     };
-    let dedup_slot: ActorSlot<DedupMsg> = ActorSlot::default();
-    let dedup_args = {
-        let slot = dedup_slot.clone();
-        let shared = std::sync::Arc::new(Window::default());
-        let metrics = ingest_metrics.clone();
-        move || {
-            (
-                Dedup,
-                DedupArgs {
-                    window: Duration::from_secs(300),
-                    max_entries: 100_000,
-                    claim_lease: Duration::from_secs(60),
-                    shared: shared.clone(),
-                    slot: slot.clone(),
-                    rebuild: std::sync::Arc::new(|_| Ok(Vec::new())),
-                    metrics: metrics.clone(),
-                },
-            )
-        }
-    };
+    let (dedup_child, dedup_slot) = common::dedup(&mut registry);
     let mut spec = SupervisorSpec::new("clusters", policy.clone(), observer.clone());
     for (name, fake) in clusters {
         let path = dir.path().join(format!("{name}.kubeconfig"));
@@ -169,7 +150,7 @@ async fn rig_with(
         ))
         .child(ChildSpec::supervisor(
             SupervisorSpec::new("ingest", policy, observer.clone())
-                .child(ChildSpec::actor("dedup", dedup_args)),
+                .child(dedup_child),
         ))
         .child(ChildSpec::supervisor(spec));
     let (root, _) = Actor::spawn(None, Supervisor, root).await.unwrap();

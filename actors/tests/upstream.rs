@@ -594,3 +594,56 @@ async fn a_cancelled_kubernetes_trial_gives_its_slot_back() {
     assert_eq!(r.state(), CircuitState::Closed);
     r.root.stop_and_wait(None, None).await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_upstream_probe_reports_health_as_degraded_never_unready() {
+    use sre_actors::observability::probe::{health_path, ProbeArgs, ProbeMetrics, UpstreamProbe};
+    let mut r = rig_named("prometheus", one_shot(), patient()).await;
+    let metrics = ProbeMetrics::new(&mut r.registry);
+    let readiness = sre_supervision::Readiness::new("ingest");
+    readiness.mark_started();
+    let observer = Observer::default();
+    let url = format!("{}/{}", r.fake.url(), health_path("prometheus").unwrap());
+    r.fake.set(Reply::status(200));
+    let (probe, _) = Actor::spawn(
+        None,
+        UpstreamProbe,
+        ProbeArgs {
+            client: r.client.clone(),
+            url: url.parse().unwrap(),
+            interval: Duration::from_secs(30),
+            readiness: readiness.clone(),
+            metrics,
+        },
+    )
+    .await
+    .unwrap();
+    // Paused time only moves on once every task is idle: after this, the probe has handled
+    // its answer.
+    let settle = || tokio::time::sleep(Duration::from_millis(1));
+    r.fake.wait_for_requests(1).await;
+    settle().await;
+    assert_eq!(r.fake.requests()[0].uri, "/-/ready");
+    assert!(r.metrics().contains(r#"sre_upstream_up{provider="prometheus"} 1"#));
+    assert!(readiness.report(&observer).degraded.is_empty());
+
+    // Prometheus turns unready: reported on the next probe, as a degradation only.
+    r.fake.set(Reply::status(503));
+    r.fake.wait_for_requests(2).await;
+    settle().await;
+    let report = readiness.report(&observer);
+    assert!(report.ready, "{report:?}");
+    assert_eq!(
+        report.degraded,
+        ["upstream prometheus: health check answered HTTP 503"]
+    );
+    assert!(r.metrics().contains(r#"sre_upstream_up{provider="prometheus"} 0"#));
+
+    // And back.
+    r.fake.set(Reply::status(200));
+    r.fake.wait_for_requests(3).await;
+    settle().await;
+    assert!(readiness.report(&observer).degraded.is_empty());
+    assert!(r.metrics().contains(r#"sre_upstream_up{provider="prometheus"} 1"#));
+    probe.stop(None);
+}

@@ -221,6 +221,14 @@ pub struct ObservabilityIntegration {
     /// Scheduled SLI calculation.
     #[serde(default)]
     pub sli_calculation: Option<SliCalculation>,
+    /// How often each configured query upstream (Prometheus, Loki, Tempo, Grafana) is probed on
+    /// its readiness endpoint. Default 30 s.
+    #[serde(default = "default_health_check_interval", with = "humantime_serde")]
+    pub health_check_interval: Duration,
+}
+
+fn default_health_check_interval() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// A query backend: URL and per-request timeout.
@@ -252,12 +260,53 @@ pub struct GrafanaConfig {
     pub timeout: Duration,
 }
 
-/// `observability_integration.sli_calculation`.
+/// `observability_integration.sli_calculation` (DESIGN §3.3d): every tick of `schedule`, each
+/// SLO's `good` and `total` over the window that ends at the tick (from the previous tick),
+/// queried at that instant, become a `RecordSLIWindowRequested` intent.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SliCalculation {
-    /// Five-field cron expression, evaluated in UTC.
+    /// Five-field cron expression (`*/5 * * * *`), evaluated in `timezone`.
     pub schedule: CronSchedule,
+    /// IANA time zone of the schedule (DST-correct). Default `UTC`.
+    #[serde(default)]
+    pub timezone: TimeZone,
+    /// How long after a window's end it is queried, so the last scrapes of the window have
+    /// landed (the query still evaluates at the window's end). Default 30 s.
+    #[serde(default = "default_query_delay", with = "humantime_serde")]
+    pub query_delay: Duration,
+    /// After downtime, missed windows that ended at most this long ago are computed, in order;
+    /// older ones are reported as a gap (`sre_sli_windows_skipped_total`), never silently
+    /// dropped. Default 1 h.
+    #[serde(default = "default_catch_up", with = "humantime_serde")]
+    pub catch_up: Duration,
+    /// The SLOs.
+    #[serde(default)]
+    pub slos: Vec<SloDefinition>,
+}
+
+fn default_query_delay() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_catch_up() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// One SLO of `sli_calculation.slos`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloDefinition {
+    /// Unique name; the intent key is `slo:<name>`.
+    pub name: String,
+    /// The service it measures.
+    pub service: String,
+    /// Objective in percent (`99.9`), above 0 and below 100.
+    pub objective: f64,
+    /// PromQL for the good events in the window; `$window` is replaced by the window's length
+    /// (`300s`). Must return at most one series.
+    pub good: String,
+    /// PromQL for all events in the window (same rules as `good`).
+    pub total: String,
 }
 
 /// `observability_integration.alertmanager`, and the legacy `alertmanager_integration` minus

@@ -208,7 +208,67 @@ fn argocd(c: &Config, e: &mut Collector) {
     );
 }
 
+fn sli(c: &Config, e: &mut Collector) {
+    let Some(o) = c.observability() else { return };
+    let Some(sli) = &o.sli_calculation else {
+        return;
+    };
+    let p = "observability_integration.sli_calculation";
+    e.check(o.prometheus.is_some(), p, || {
+        "needs observability_integration.prometheus (the SLOs are queried there)".into()
+    });
+    e.check(!sli.catch_up.is_zero(), &format!("{p}.catch_up"), || {
+        "must be greater than zero".into()
+    });
+    let mut seen = std::collections::HashSet::new();
+    for (i, slo) in sli.slos.iter().enumerate() {
+        let at = format!("{p}.slos[{i}]");
+        e.check(
+            !slo.name.is_empty()
+                && slo
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')),
+            &format!("{at}.name"),
+            || format!("{:?}: expected letters, digits, '-', '_' or '.'", slo.name),
+        );
+        e.check(
+            seen.insert(slo.name.as_str()),
+            &format!("{at}.name"),
+            || {
+                format!(
+                    "{:?} is used by another SLO: names must be unique",
+                    slo.name
+                )
+            },
+        );
+        e.check(
+            slo.objective > 0.0 && slo.objective < 100.0,
+            &format!("{at}.objective"),
+            || {
+                format!(
+                    "{} is not a percentage above 0 and below 100",
+                    slo.objective
+                )
+            },
+        );
+        for (field, q) in [("good", &slo.good), ("total", &slo.total)] {
+            e.check(!q.trim().is_empty(), &format!("{at}.{field}"), || {
+                "a PromQL expression is required".into()
+            });
+            e.check(
+                q.matches('(').count() == q.matches(')').count()
+                    && q.matches('{').count() == q.matches('}').count()
+                    && q.matches('[').count() == q.matches(']').count(),
+                &format!("{at}.{field}"),
+                || format!("unbalanced brackets in {q:?}"),
+            );
+        }
+    }
+}
+
 fn observability(c: &Config, e: &mut Collector) {
+    sli(c, e);
     let new = c
         .observability()
         .and_then(|o| o.alertmanager.as_ref())

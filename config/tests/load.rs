@@ -320,3 +320,32 @@ fn an_unauthenticated_webhook_is_refused_on_a_reachable_address_unless_allowed()
     let production = Config::load(&examples().join("production.yaml")).unwrap();
     production.check_exposure("production.yaml").unwrap();
 }
+
+#[test]
+fn slo_definitions_are_checked_each_with_its_key_path() {
+    let doc = "observability_integration:\n  enabled: true\n  sli_calculation:\n    schedule: '*/5 * * * *'\n    timezone: Europe/Berlin\n    slos:\n      - {name: a, service: s, objective: 99.9, good: 'sum(x[$window])', total: 'sum(y[$window])'}\n      - {name: a, service: s, objective: 100, good: '  ', total: 'sum(y[$window]'}\n      - {name: 'b:c', service: s, objective: 0, good: 'x', total: 'y'}\n";
+    let errs = Config::parse(doc, "s.yaml").unwrap_err();
+    for want in [
+        "s.yaml: observability_integration.sli_calculation: needs observability_integration.prometheus",
+        "s.yaml: observability_integration.sli_calculation.slos[1].name: \"a\" is used by another SLO: names must be unique",
+        "s.yaml: observability_integration.sli_calculation.slos[1].objective: 100 is not a percentage above 0 and below 100",
+        "s.yaml: observability_integration.sli_calculation.slos[1].good: a PromQL expression is required",
+        "s.yaml: observability_integration.sli_calculation.slos[1].total: unbalanced brackets",
+        "s.yaml: observability_integration.sli_calculation.slos[2].name: \"b:c\": expected letters, digits",
+        "s.yaml: observability_integration.sli_calculation.slos[2].objective: 0 is not a percentage",
+    ] {
+        assert!(errs.mentions(want), "{want}\n{errs}");
+    }
+    assert_eq!(errs.0.len(), 7, "{errs}");
+    let ok = doc
+        .lines()
+        .take(7)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("  enabled: true\n", "  enabled: true\n  prometheus: {url: 'http://prometheus:9090/'}\n");
+    let c = Config::parse(&ok, "s.yaml").unwrap();
+    let sli = c.observability().unwrap().sli_calculation.as_ref().unwrap();
+    assert_eq!(sli.slos.len(), 1);
+    assert_eq!(sli.catch_up, std::time::Duration::from_secs(3600));
+    assert_eq!(sli.query_delay, std::time::Duration::from_secs(30));
+}

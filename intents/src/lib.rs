@@ -10,10 +10,12 @@
 //! - [`argocd`]: `RecordFleetStateRequested` and ArgoCD `RecordHealthCheckRequested` payloads.
 //! - [`kubernetes`]: Kubernetes `RecordHealthCheckRequested` and Warning-event
 //!   `IngestAlertRequested` payloads.
+//! - [`sli`]: the `RecordSLIWindowRequested` payload.
 
 pub mod alert;
 pub mod argocd;
 pub mod kubernetes;
 pub mod record;
+pub mod sli;
 
 pub use record::{ce_id, Header, IntentRecord, IntentType};

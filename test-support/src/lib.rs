@@ -9,6 +9,8 @@
 //! - [`argocd`]: [`argocd::FakeArgoCd`], ArgoCD's application list with auth and failures.
 //! - [`kube`]: [`kube::FakeKube`], a Kubernetes API server (lists, watches, discovery, logs)
 //!   for the real kube-rs client, with expiring and dropped watches and failures on command.
+//! - [`prometheus`]: [`prometheus::FakePrometheus`], the instant-query API with answers computed
+//!   from the query and its time.
 //! - [`loki`], [`tempo`], [`grafana`]: the observability APIs the query clients call, in
 //!   their real response shapes, on [`faults::Server`], which records requests and injects
 //!   failures, throttling and stalls.
@@ -18,6 +20,7 @@ pub mod faults;
 pub mod grafana;
 pub mod kube;
 pub mod loki;
+pub mod prometheus;
 pub mod tempo;
 pub mod upstream;
 

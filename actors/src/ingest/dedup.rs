@@ -213,13 +213,16 @@ pub enum DedupSource {
     Kubernetes,
     /// ArgoCD application health (`argocd:` keys).
     Argocd,
+    /// SLI windows (`sli:` keys).
+    Sli,
 }
 
 impl DedupSource {
-    const ALL: [DedupSource; 3] = [
+    const ALL: [DedupSource; 4] = [
         DedupSource::Alertmanager,
         DedupSource::Kubernetes,
         DedupSource::Argocd,
+        DedupSource::Sli,
     ];
 
     /// The metric label.
@@ -228,6 +231,7 @@ impl DedupSource {
             DedupSource::Alertmanager => "alertmanager",
             DedupSource::Kubernetes => "kubernetes",
             DedupSource::Argocd => "argocd",
+            DedupSource::Sli => "sli",
         }
     }
 }
@@ -290,7 +294,7 @@ pub struct DedupState {
     entries: Gauge,
     in_flight_gauge: Gauge,
     released: [Counter; 2],
-    decisions: [Decisions; 3],
+    decisions: [Decisions; 4],
     _ticker: Ticker,
 }
 
