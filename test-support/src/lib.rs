@@ -11,10 +11,17 @@
 //!   for the real kube-rs client, with expiring and dropped watches and failures on command.
 //! - [`prometheus`]: [`prometheus::FakePrometheus`], the instant-query API with answers computed
 //!   from the query and its time.
+//! - [`loki`], [`tempo`], [`grafana`]: the observability APIs the query clients call, in
+//!   their real response shapes, on [`faults::Server`], which records requests and injects
+//!   failures, throttling and stalls.
 
 pub mod argocd;
+pub mod faults;
+pub mod grafana;
 pub mod kube;
+pub mod loki;
 pub mod prometheus;
+pub mod tempo;
 pub mod upstream;
 
 pub use upstream::{FakeUpstream, Recorded, Reply};

@@ -262,7 +262,7 @@ async fn handle(
     answer(reply).await
 }
 
-async fn answer(mut reply: Reply) -> Response {
+pub(crate) async fn answer(mut reply: Reply) -> Response {
     loop {
         match reply {
             Reply::Stall => std::future::pending::<()>().await,

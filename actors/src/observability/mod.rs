@@ -3,7 +3,13 @@
 //!
 //! # Layout
 //! - [`prometheus`]: instant and range queries, typed errors, capped results.
+//! - [`loki`]: log searches from a label selector or raw LogQL, flattened and capped.
+//! - [`tempo`]: a trace's spans (both API versions' shapes) and trace search by service.
+//! - [`grafana`]: dashboard links for a time range, and annotations.
 //! - [`probe`]: the `UpstreamProbe` actor (health checks of the configured upstreams).
 
+pub mod grafana;
+pub mod loki;
 pub mod probe;
 pub mod prometheus;
+pub mod tempo;

@@ -287,6 +287,14 @@ impl UpstreamClient {
         &self.policy
     }
 
+    /// The same client (same circuit and connection pool), making at most `max_attempts`
+    /// attempts per call: `1` for writes that must not be repeated (a create).
+    pub fn with_max_attempts(&self, max_attempts: u32) -> Self {
+        let mut c = self.clone();
+        c.policy.max_attempts = max_attempts.max(1);
+        c
+    }
+
     /// The body limit of calls that set none ([`CallPolicy::body_limit`]).
     pub fn body_limit(&self) -> BodyLimit {
         self.policy.body_limit()
