@@ -287,9 +287,6 @@ pub struct DedupState {
     shared: Arc<Window>,
     queue: VecDeque<(u64, u64)>,
     in_flight: Map<InFlight>,
-    /// Claims in lease order (every lease has the same length); stale entries (settled keys,
-    /// re-claimed keys) are skipped when swept.
-    leases: VecDeque<(Instant, u64)>,
     slot: ActorSlot<DedupMsg>,
     entries: Gauge,
     in_flight_gauge: Gauge,
@@ -316,7 +313,6 @@ impl Actor for Dedup {
             shared: args.shared,
             queue: VecDeque::new(),
             in_flight: Map::default(),
-            leases: VecDeque::new(),
             slot: args.slot,
             entries: args.metrics.window_entries("all"),
             in_flight_gauge: args.metrics.claims_in_flight(),
@@ -420,30 +416,29 @@ impl DedupState {
         true
     }
 
-    /// Releases (as not durable) the claims whose lease ran out.
+    /// Releases (as not durable) the claims whose lease ran out. Claims in flight are few (the
+    /// publishes under way), so a scan of them all is cheap at the sweep's pace.
     fn sweep_leases(&mut self) {
         let now = Instant::now();
-        while let Some(&(until, key)) = self.leases.front() {
-            if until > now {
-                break;
-            }
-            self.leases.pop_front();
-            // Settled keys are gone already; a key claimed again since has a later lease.
-            if self.in_flight.get(&key).is_some_and(|c| c.until <= now) {
-                self.release(key, false);
-                self.released[1].inc();
-                tracing::warn!(
-                    key,
-                    lease_ms = self.lease.as_millis() as u64,
-                    "a dedup claim was never settled; released as not durable"
-                );
-            }
+        let expired: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, c)| c.until <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in expired {
+            self.release_expired(key);
         }
-        if self.leases.len() > 2 * self.in_flight.len() + 1024 {
-            // Settled keys leave their lease entries behind: drop them in one pass.
-            let in_flight = &self.in_flight;
-            self.leases.retain(|(_, k)| in_flight.contains_key(k));
-        }
+    }
+
+    fn release_expired(&mut self, key: u64) {
+        self.release(key, false);
+        self.released[1].inc();
+        tracing::warn!(
+            key,
+            lease_ms = self.lease.as_millis() as u64,
+            "a dedup claim was never settled; released as not durable"
+        );
     }
 
     fn update_gauges(&self) {
@@ -459,7 +454,6 @@ fn on_claim(
     reply: RpcReplyPort<ClaimReply>,
 ) {
     state.expire();
-    state.sweep_leases();
     let decisions = &state.decisions[source as usize];
     if reply.is_closed() {
         // The requester left while the claim was queued: claim nothing.
@@ -476,7 +470,8 @@ fn on_claim(
         }));
         return;
     }
-    let until = Instant::now() + state.lease;
+    let now = Instant::now();
+    let until = now + state.lease;
     let mut fresh = Vec::new();
     let claims = keys
         .into_iter()
@@ -484,6 +479,16 @@ fn on_claim(
             if state.shared.contains(key) {
                 decisions[1].inc();
                 return Claim::Duplicate;
+            }
+            if state.in_flight.get(&key).is_some_and(|c| c.until <= now) {
+                // Its owner never settled and its lease is over: this claimant takes it.
+                if let Some(old) = state.in_flight.remove(&key) {
+                    for w in old.waiters {
+                        let _ = w.send(false);
+                    }
+                }
+                state.released[1].inc();
+                tracing::warn!(key, "a dedup claim outlived its lease; taken over by a new claim");
             }
             match state.in_flight.entry(key) {
                 Entry::Occupied(mut claim) => {
@@ -497,7 +502,6 @@ fn on_claim(
                         until,
                         waiters: Vec::new(),
                     });
-                    state.leases.push_back((until, key));
                     fresh.push(key);
                     decisions[0].inc();
                     Claim::Fresh
