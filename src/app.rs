@@ -36,9 +36,10 @@ use sre_actors::kubernetes::cluster::{ClusterWatcher, WatcherArgs};
 use sre_actors::kubernetes::metrics::KubeMetrics;
 use sre_actors::kubernetes::read::ClusterReader;
 use sre_actors::kubernetes::records::Context;
+use sre_actors::observability::credentials::Credentials;
 use sre_actors::observability::probe::{health_path, ProbeArgs, ProbeMetrics, UpstreamProbe};
 use sre_actors::observability::prometheus::PrometheusClient;
-use sre_actors::providers::{ProviderMetrics, Providers, TlsOptions};
+use sre_actors::providers::{ProviderMetrics, Providers, TlsOptions, UpstreamClient};
 use sre_actors::sli::scheduler::{wall_clock, SliArgs, SliMetrics, SliScheduler};
 use sre_config::{
     AlertmanagerConfig, Config, Idempotency, RestartConfig, SecretStore, SinkKind, SliCalculation,
@@ -110,18 +111,30 @@ fn upstream_probes(
     metrics: &ProbeMetrics,
 ) -> Option<Vec<ChildSpec>> {
     let o = config.observability()?;
-    let bases = [
-        ("prometheus", o.prometheus.as_ref().map(|b| &b.url)),
-        ("loki", o.loki.as_ref().map(|b| &b.url)),
-        ("tempo", o.tempo.as_ref().map(|b| &b.url)),
-        ("grafana", o.grafana.as_ref().map(|g| &g.url)),
-    ];
-    let probes: Vec<ChildSpec> = bases
-        .into_iter()
-        .filter_map(|(name, base)| {
-            let url = base?.join(health_path(name)?).ok()?;
+    let backends = [
+        ("prometheus", o.prometheus.as_ref()),
+        ("loki", o.loki.as_ref()),
+        ("tempo", o.tempo.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(name, b)| {
+        let b = b?;
+        Some((name, b.url.clone(), query_client(config, providers, name)?))
+    });
+    let grafana = o.grafana.as_ref().and_then(|g| {
+        Some((
+            "grafana",
+            g.url.clone(),
+            (providers.client("grafana")?, Credentials::None),
+        ))
+    });
+    let probes: Vec<ChildSpec> = backends
+        .chain(grafana)
+        .filter_map(|(name, base, (client, credentials))| {
+            let url = base.join(health_path(name)?).ok()?;
             let args = ProbeArgs {
-                client: providers.client(name)?,
+                client,
+                credentials,
                 url,
                 interval: o.health_check_interval,
                 readiness: readiness.clone(),
@@ -133,6 +146,36 @@ fn upstream_probes(
         })
         .collect();
     (!probes.is_empty()).then_some(probes)
+}
+
+/// The client of query backend `name` (its TLS options applied) and its credentials; a bad CA
+/// file is logged and leaves the backend without a client.
+fn query_client(
+    config: &Config,
+    providers: &Providers,
+    name: &str,
+) -> Option<(UpstreamClient, Credentials)> {
+    let o = config.observability()?;
+    let backend = match name {
+        "prometheus" => o.prometheus.as_ref(),
+        "loki" => o.loki.as_ref(),
+        "tempo" => o.tempo.as_ref(),
+        _ => None,
+    }?;
+    let tls = TlsOptions {
+        ca_pem_path: backend.ca_cert_path.clone(),
+        insecure: backend.insecure,
+    };
+    match providers.client_with_tls(name, &tls)? {
+        Ok(client) => Some((
+            client,
+            Credentials::read(&backend.auth, &SecretStore::new(&config.secrets.dir)),
+        )),
+        Err(e) => {
+            tracing::error!(upstream = name, error = %e, "misconfigured TLS: no client for this upstream");
+            None
+        }
+    }
 }
 
 /// The SLI schedule and the Prometheus it queries, when both are configured.
@@ -280,10 +323,10 @@ impl AppHandle {
             ),
         );
         let schedulers = sli_config.and_then(|(sli, url)| {
-            let client = providers.client("prometheus")?;
+            let (client, credentials) = query_client(&config, &providers, "prometheus")?;
             let args = SliArgs {
                 config: sli,
-                prometheus: PrometheusClient::new(client, url),
+                prometheus: PrometheusClient::new(client, url).with_credentials(credentials),
                 delivery: Delivery::new(
                     dedup.as_ref().map(|(_, slot, _)| slot.clone()),
                     DedupSource::Sli,

@@ -597,6 +597,7 @@ async fn a_cancelled_kubernetes_trial_gives_its_slot_back() {
 
 #[tokio::test(start_paused = true)]
 async fn an_upstream_probe_reports_health_as_degraded_never_unready() {
+    use sre_actors::observability::credentials::Credentials;
     use sre_actors::observability::probe::{health_path, ProbeArgs, ProbeMetrics, UpstreamProbe};
     let mut r = rig_named("prometheus", one_shot(), patient()).await;
     let metrics = ProbeMetrics::new(&mut r.registry);
@@ -611,6 +612,7 @@ async fn an_upstream_probe_reports_health_as_degraded_never_unready() {
         ProbeArgs {
             client: r.client.clone(),
             url: url.parse().unwrap(),
+            credentials: Credentials::Bearer(sre_config::SecretString::new("probe-token")),
             interval: Duration::from_secs(30),
             readiness: readiness.clone(),
             metrics,
@@ -624,6 +626,11 @@ async fn an_upstream_probe_reports_health_as_degraded_never_unready() {
     r.fake.wait_for_requests(1).await;
     settle().await;
     assert_eq!(r.fake.requests()[0].uri, "/-/ready");
+    assert_eq!(
+        r.fake.requests()[0].header("authorization"),
+        Some("Bearer probe-token"),
+        "the upstream's credentials go with the probe"
+    );
     assert!(r
         .metrics()
         .contains(r#"sre_upstream_up{provider="prometheus"} 1"#));
@@ -654,4 +661,36 @@ async fn an_upstream_probe_reports_health_as_degraded_never_unready() {
         .metrics()
         .contains(r#"sre_upstream_up{provider="prometheus"} 1"#));
     probe.stop(None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn query_backends_send_their_credentials_and_never_go_out_without_them() {
+    use sre_actors::observability::credentials::Credentials;
+    use sre_actors::observability::prometheus::PrometheusClient;
+    use sre_config::SecretString;
+    let r = rig_named("prometheus", one_shot(), patient()).await;
+    r.fake.set(Reply::json(serde_json::json!({
+        "status": "success",
+        "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "42"]}]}
+    })));
+    let base: reqwest::Url = format!("{}/", r.fake.url()).parse().unwrap();
+    let prom = PrometheusClient::new(r.client.clone(), base.clone()).with_credentials(
+        Credentials::Basic {
+            username: SecretString::new("sre"),
+            password: SecretString::new("pa55"),
+        },
+    );
+    let out = prom.instant("up", None, None).await.unwrap();
+    assert_eq!(out.data.series()[0].points[0].v, 42.0);
+    // base64("sre:pa55")
+    assert_eq!(
+        r.fake.requests()[0].header("authorization"),
+        Some("Basic c3JlOnBhNTU=")
+    );
+    // A secret that cannot be read stops the call before it leaves.
+    let missing = PrometheusClient::new(r.client.clone(), base)
+        .with_credentials(Credentials::Unavailable("no key \"token\"".into()));
+    let err = missing.instant("up", None, None).await.unwrap_err();
+    assert!(err.to_string().contains("credentials unavailable"), "{err}");
+    assert_eq!(r.fake.count(), 1, "nothing was sent without credentials");
 }

@@ -231,7 +231,7 @@ fn default_health_check_interval() -> Duration {
     Duration::from_secs(30)
 }
 
-/// A query backend: URL and per-request timeout.
+/// A query backend (Prometheus, Loki, Tempo): URL, per-request timeout, credentials and TLS.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueryBackend {
@@ -240,6 +240,34 @@ pub struct QueryBackend {
     /// Per-request timeout.
     #[serde(default = "default_query_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Credentials sent with every request (default none).
+    #[serde(default)]
+    pub auth: UpstreamAuth,
+    /// PEM file with the CA that signed the server certificate.
+    #[serde(default)]
+    pub ca_cert_path: Option<std::path::PathBuf>,
+    /// Skip TLS verification; must be set explicitly.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// How the program authenticates to a query backend.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum UpstreamAuth {
+    /// No credentials.
+    #[default]
+    None,
+    /// `Authorization: Bearer <token>`; the secret's key `token`.
+    Bearer {
+        /// Secret holding `token`.
+        secret_ref: SecretRef,
+    },
+    /// `Authorization: Basic ...`; the secret's keys `username` and `password`.
+    Basic {
+        /// Secret holding `username` and `password`.
+        secret_ref: SecretRef,
+    },
 }
 
 fn default_query_timeout() -> Duration {

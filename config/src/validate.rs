@@ -581,6 +581,24 @@ pub(crate) fn secret_needs(c: &Config) -> Vec<SecretNeed> {
             }
         }
     }
+    if let Some(o) = c.observability() {
+        for (name, backend) in [
+            ("prometheus", &o.prometheus),
+            ("loki", &o.loki),
+            ("tempo", &o.tempo),
+        ] {
+            let path = format!("observability_integration.{name}.auth.secret_ref");
+            match backend.as_ref().map(|b| &b.auth) {
+                Some(crate::UpstreamAuth::Bearer { secret_ref }) => {
+                    need(path, secret_ref, &["token"])
+                }
+                Some(crate::UpstreamAuth::Basic { secret_ref }) => {
+                    need(path, secret_ref, &["username", "password"])
+                }
+                _ => {}
+            }
+        }
+    }
     if let Some(g) = c.observability().and_then(|o| o.grafana.as_ref()) {
         if let Some(r) = &g.secret_ref {
             need(

@@ -404,3 +404,30 @@ intents:
     let errs = Config::parse(wrong, "w.yaml").unwrap_err();
     assert!(errs.to_string().contains("SCRAM-SHA-512"), "{errs}");
 }
+
+#[test]
+fn query_backend_credentials_are_secrets_the_program_needs() {
+    let doc = "observability_integration:\n  enabled: true\n  prometheus:\n    url: https://prometheus:9090/\n    auth: {type: basic, secret_ref: monitoring/prometheus-proxy}\n    ca_cert_path: /etc/ca.pem\n  loki:\n    url: http://loki:3100/\n    auth: {type: bearer, secret_ref: monitoring/loki}\n";
+    let c = Config::parse(doc, "q.yaml").unwrap();
+    let needs: Vec<(String, Vec<&str>)> = c
+        .secret_needs()
+        .into_iter()
+        .map(|n| (n.path, n.keys.to_vec()))
+        .collect();
+    assert!(
+        needs.contains(&(
+            "observability_integration.prometheus.auth.secret_ref".into(),
+            vec!["username", "password"]
+        )),
+        "{needs:?}"
+    );
+    assert!(
+        needs.contains(&(
+            "observability_integration.loki.auth.secret_ref".into(),
+            vec!["token"]
+        )),
+        "{needs:?}"
+    );
+    let bad = doc.replace("type: basic", "type: digest");
+    assert!(Config::parse(&bad, "q.yaml").is_err());
+}

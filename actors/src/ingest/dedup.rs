@@ -488,7 +488,10 @@ fn on_claim(
                     }
                 }
                 state.released[1].inc();
-                tracing::warn!(key, "a dedup claim outlived its lease; taken over by a new claim");
+                tracing::warn!(
+                    key,
+                    "a dedup claim outlived its lease; taken over by a new claim"
+                );
             }
             match state.in_flight.entry(key) {
                 Entry::Occupied(mut claim) => {

@@ -21,6 +21,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::credentials::Credentials;
 use crate::providers::{UpstreamClient, UpstreamError};
 
 /// Lines asked of Loki at most (Loki's own default `max_entries_limit_per_query`).
@@ -178,6 +179,7 @@ pub struct LokiClient {
     base: Url,
     tenant: Option<String>,
     max_body_bytes: usize,
+    credentials: Credentials,
 }
 
 impl LokiClient {
@@ -189,7 +191,14 @@ impl LokiClient {
             base,
             tenant: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            credentials: Credentials::None,
         }
+    }
+
+    /// Sends `credentials` with every request.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     /// Sends `X-Scope-OrgID: <tenant>` (multi-tenant Loki).
@@ -224,6 +233,11 @@ impl LokiClient {
                 .map(|n| n.to_string())
                 .ok_or_else(|| LokiError::Invalid(format!("{t} is outside Loki's time range")))
         };
+        if let Some(why) = self.credentials.unavailable() {
+            return Err(LokiError::Invalid(format!(
+                "credentials unavailable: {why}"
+            )));
+        }
         let mut url = self
             .base
             .join("loki/api/v1/query_range")
@@ -238,7 +252,7 @@ impl LokiClient {
         let resp = self
             .client
             .send_limited(correlation_id, body_limit, |http| {
-                let mut req = http.get(url.clone());
+                let mut req = self.credentials.apply(http.get(url.clone()));
                 if let Some(t) = &self.tenant {
                     req = req.header("X-Scope-OrgID", t);
                 }

@@ -22,6 +22,7 @@ use reqwest::Url;
 use sre_supervision::Readiness;
 use tracing::Instrument;
 
+use super::credentials::Credentials;
 use crate::providers::UpstreamClient;
 use crate::timer::Timer;
 
@@ -70,6 +71,8 @@ pub struct ProbeArgs {
     pub client: UpstreamClient,
     /// The readiness endpoint.
     pub url: Url,
+    /// Credentials the upstream wants (none for Grafana's `/api/health`).
+    pub credentials: Credentials,
     /// Time between probes.
     pub interval: Duration,
     /// Where the upstream's trouble is reported.
@@ -142,18 +145,22 @@ impl Actor for UpstreamProbe {
 async fn on_probe(myself: &ActorRef<ProbeMsg>, state: &mut ProbeState) {
     state.timer.fired();
     let url = state.args.url.clone();
-    let problem = match state
-        .args
-        .client
-        .send(None, |http| http.get(url.clone()))
-        .await
-    {
-        Ok(resp) if resp.status().is_success() => None,
-        Ok(resp) => Some(format!(
-            "health check answered HTTP {}",
-            resp.status().as_u16()
-        )),
-        Err(e) => Some(e.to_string()),
+    let credentials = &state.args.credentials;
+    let problem = match credentials.unavailable() {
+        Some(why) => Some(format!("credentials unavailable: {why}")),
+        None => match state
+            .args
+            .client
+            .send(None, |http| credentials.apply(http.get(url.clone())))
+            .await
+        {
+            Ok(resp) if resp.status().is_success() => None,
+            Ok(resp) => Some(format!(
+                "health check answered HTTP {}",
+                resp.status().as_u16()
+            )),
+            Err(e) => Some(e.to_string()),
+        },
     };
     state.up.set(i64::from(problem.is_none()));
     if state.last.as_ref() != Some(&problem) {

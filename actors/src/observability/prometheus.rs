@@ -22,6 +22,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::credentials::Credentials;
 use crate::providers::{UpstreamClient, UpstreamError};
 
 /// Queries whose url-encoded form is longer than this are POSTed.
@@ -139,6 +140,7 @@ pub struct PrometheusClient {
     client: UpstreamClient,
     base: Url,
     max_points: usize,
+    credentials: Credentials,
 }
 
 impl PrometheusClient {
@@ -149,7 +151,14 @@ impl PrometheusClient {
             client,
             base,
             max_points: DEFAULT_MAX_POINTS,
+            credentials: Credentials::None,
         }
+    }
+
+    /// Sends `credentials` with every request.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     /// Caps the samples of one answer.
@@ -215,6 +224,11 @@ impl PrometheusClient {
         {
             return Err(PrometheusError::Invalid("empty query".into()));
         }
+        if let Some(why) = self.credentials.unavailable() {
+            return Err(PrometheusError::Invalid(format!(
+                "credentials unavailable: {why}"
+            )));
+        }
         let url = self
             .base
             .join(path)
@@ -229,7 +243,7 @@ impl PrometheusClient {
         let resp = self
             .client
             .send(correlation_id, |http| {
-                if post {
+                let req = if post {
                     http.post(url.clone())
                         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                         .body(form.clone())
@@ -237,7 +251,8 @@ impl PrometheusClient {
                     let mut u = url.clone();
                     u.set_query(Some(&form));
                     http.get(u)
-                }
+                };
+                self.credentials.apply(req)
             })
             .await?;
         let status = resp.status().as_u16();

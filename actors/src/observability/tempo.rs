@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
+use super::credentials::Credentials;
 use super::loki::quote;
 use crate::providers::{UpstreamClient, UpstreamError, UpstreamResponse};
 
@@ -152,6 +153,7 @@ pub struct TempoClient {
     base: Url,
     max_spans: usize,
     max_body_bytes: usize,
+    credentials: Credentials,
 }
 
 impl TempoClient {
@@ -163,7 +165,14 @@ impl TempoClient {
             base,
             max_spans: DEFAULT_MAX_SPANS,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            credentials: Credentials::None,
         }
+    }
+
+    /// Sends `credentials` with every request.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     /// Caps the spans of one trace.
@@ -281,6 +290,11 @@ impl TempoClient {
         params: &[(&str, String)],
         correlation_id: Option<&str>,
     ) -> Result<UpstreamResponse, TempoError> {
+        if let Some(why) = self.credentials.unavailable() {
+            return Err(TempoError::Invalid(format!(
+                "credentials unavailable: {why}"
+            )));
+        }
         let mut url = self
             .base
             .join(path)
@@ -293,7 +307,9 @@ impl TempoClient {
         Ok(self
             .client
             .send_limited(correlation_id, limit, |http| {
-                http.get(url.clone()).header(ACCEPT, "application/json")
+                self.credentials
+                    .apply(http.get(url.clone()))
+                    .header(ACCEPT, "application/json")
             })
             .await?)
     }
