@@ -550,7 +550,7 @@ fn all_new_through_kafka(
     std::fs::write(
         &cfg,
         format!(
-            "server:\n  listen: 127.0.0.1:{port}\nintents:\n  sink: kafka\n  kafka:\n    brokers: {brokers}\n    linger: 1ms\nobservability_integration:\n  enabled: true\n  alertmanager:\n    auto_create_incident:\n      enabled: false\ntelemetry:\n  log_level: warn\n"
+            "server:\n  listen: 127.0.0.1:{port}\nintents:\n  sink: kafka\n  kafka:\n    brokers: {brokers}\n    linger: 1ms\nobservability_integration:\n  enabled: true\n  alertmanager:\n    idempotency:\n      max_entries: 50000000\n    auto_create_incident:\n      enabled: false\ntelemetry:\n  log_level: warn\n"
         ),
     )
     .map_err(|e| e.to_string())?;
