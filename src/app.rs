@@ -337,6 +337,7 @@ impl AppHandle {
                 topic: config.intents.topic.clone(),
                 source: format!("{}/sli", config.intents.source),
                 clock: wall_clock(),
+                progress: Default::default(),
                 metrics: sli_metrics,
             };
             Some(vec![ChildSpec::actor("scheduler", move || {

@@ -308,6 +308,7 @@ async fn the_query_client_reads_exact_numbers_from_backfilled_data() {
         clock: sre_actors::sli::scheduler::tokio_clock(
             Utc.timestamp_opt(bad_end + 300 + 31, 0).unwrap(),
         ),
+        progress: Default::default(),
         metrics: Default::default(),
     };
     let (scheduler, _) = ractor::Actor::spawn(None, sre_actors::sli::scheduler::SliScheduler, args)

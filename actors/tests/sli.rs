@@ -98,7 +98,7 @@ async fn rig(
     let breaker = BreakerConfig {
         failure_rate_threshold: 0.5,
         window: Duration::from_secs(120),
-        minimum_calls: 10,
+        minimum_calls: 4,
         open_duration: Duration::from_secs(60),
         half_open_trials: 1,
     };
@@ -160,6 +160,7 @@ async fn rig(
         topic: "sre.domain.intents.v1".into(),
         source: "sre-integration/sli".into(),
         clock,
+        progress: Default::default(),
         metrics: SliMetrics::new(&mut registry),
     };
     let root = SupervisorSpec::new("root", policy.clone(), observer.clone())
@@ -351,5 +352,51 @@ async fn a_gap_older_than_catch_up_is_reported_not_filled() {
         m.contains(r#"sre_sli_windows_skipped_total{slo="checkout-availability"} 24"#),
         "{m}"
     );
+    r.root.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_prometheus_opens_its_circuit_and_fails_only_the_scheduler() {
+    use sre_supervision::ChildState;
+    use sre_test_support::prometheus::PromMode;
+    let prom = FakePrometheus::start(answers).await;
+    prom.set_mode(PromMode::Stall);
+    let published = Arc::new(Mutex::new(Vec::new()));
+    let r = rig(
+        &prom,
+        sli_config("1h"),
+        tokio_clock(at(10, 1)),
+        published.clone(),
+    )
+    .await;
+    // Every query times out (5 s, twice a call): the scheduler fails and is restarted with
+    // backoff, until the circuit has opened and its calls fail fast.
+    r.observer
+        .wait_until(|c| {
+            c.iter().any(|s| {
+                s.name == "scheduler"
+                    && s.last_error
+                        .as_deref()
+                        .is_some_and(|e| e.contains("circuit open"))
+            })
+        })
+        .await;
+    let status = r.observer.child("sli", "scheduler").unwrap();
+    assert!(status.restarts >= 2, "{status:?}");
+    let m = r.metrics();
+    assert!(
+        m.contains(r#"sre_upstream_requests_total{provider="prometheus",outcome="timeout"} 4"#),
+        "{m}"
+    );
+    // Nothing else noticed.
+    let dedup = r.observer.child("ingest", "dedup").unwrap();
+    assert_eq!((dedup.restarts, dedup.state), (0, ChildState::Running));
+    assert!(published.lock().unwrap().is_empty());
+    // Prometheus answers again: the scheduler resumes at the window it could not do, and
+    // catches up from there.
+    prom.set_mode(PromMode::Normal);
+    let mut r = r;
+    assert_eq!(r.next().await["windowEnd"], "2026-12-01T10:00:00Z");
+    assert_eq!(r.next().await["windowEnd"], "2026-12-01T10:05:00Z");
     r.root.stop_and_wait(None, None).await.unwrap();
 }

@@ -49,6 +49,12 @@ const MAX_WINDOWS_PER_TICK: usize = 1440;
 /// Where the time comes from.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
+/// Per SLO, where the scheduler stands (the end of the last window done, or the tick before
+/// the first one it must do), kept across restarts of the actor: a restart resumes where the
+/// failed incarnation stopped, and a gap is reported once. Across restarts of the process the
+/// sink's keys say the same.
+pub type Progress = Arc<std::sync::Mutex<HashMap<String, DateTime<Utc>>>>;
+
 /// The wall clock.
 pub fn wall_clock() -> Clock {
     Arc::new(Utc::now)
@@ -138,6 +144,8 @@ pub struct SliArgs {
     pub source: String,
     /// The time.
     pub clock: Clock,
+    /// Where each SLO stands, shared by the actor's incarnations (make one per scheduler).
+    pub progress: Progress,
     /// Metrics.
     pub metrics: SliMetrics,
 }
@@ -211,6 +219,10 @@ impl Actor for SliScheduler {
                 *e = (*e).max(end);
             }
         }
+        for (slo, end) in args.progress.lock().expect("progress lock").iter() {
+            let e = done.entry(slo.clone()).or_insert(*end);
+            *e = (*e).max(*end);
+        }
         Ok(SliState {
             args,
             schedule,
@@ -243,6 +255,18 @@ impl Actor for SliScheduler {
     }
 }
 
+impl SliState {
+    /// `slo` stands at `end` (here and for the next incarnation).
+    fn mark(&mut self, slo: &str, end: DateTime<Utc>) {
+        self.done.insert(slo.to_owned(), end);
+        self.args
+            .progress
+            .lock()
+            .expect("progress lock")
+            .insert(slo.to_owned(), end);
+    }
+}
+
 async fn on_tick(
     myself: &ActorRef<SliMsg>,
     state: &mut SliState,
@@ -259,7 +283,7 @@ async fn on_tick(
                     state.args.metrics.window(&slo.name, "failed");
                     return Err(e.to_string().into());
                 }
-                state.done.insert(slo.name.clone(), end);
+                state.mark(&slo.name, end);
                 state
                     .args
                     .metrics
@@ -291,7 +315,10 @@ fn due_windows(
     oldest: DateTime<Utc>,
 ) -> Vec<DateTime<Utc>> {
     let Some(last) = state.done.get(&slo.name).copied() else {
-        // A fresh start: the latest window only.
+        // A fresh start: the latest window only (remembered as where to resume from).
+        if let Some(before) = state.schedule.before(latest) {
+            state.mark(&slo.name, before);
+        }
         return vec![latest];
     };
     if last < oldest {
@@ -314,7 +341,7 @@ fn due_windows(
                     slo: slo.name.clone(),
                 })
                 .inc_by(gap.len() as u64);
-            state.done.insert(slo.name.clone(), *final_);
+            state.mark(&slo.name, *final_);
         }
     }
     state
