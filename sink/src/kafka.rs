@@ -185,7 +185,7 @@ impl Redactor {
 const LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// librdkafka's logs and errors, through `tracing` and a [`Redactor`], each distinct message at
-/// most once per [`LOG_EVERY`]: during a broker outage librdkafka reports every reconnect
+/// most once per `LOG_EVERY`: during a broker outage librdkafka reports every reconnect
 /// attempt, twice.
 #[derive(Default)]
 pub struct QuietContext {

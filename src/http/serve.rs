@@ -14,7 +14,7 @@
 //!   connections hold is bounded too.
 //!
 //! The head and idle deadlines are kept by one watchdog per connection that reads the
-//! connection's [`Phase`]: the socket wrapper moves it from idle to head on the first byte, the
+//! connection's `Phase`: the socket wrapper moves it from idle to head on the first byte, the
 //! service marks it busy for the life of a request. hyper's own `header_read_timeout` is not
 //! used: it starts counting as soon as a kept-alive connection goes idle, which would make the
 //! idle timeout no longer than the header timeout.

@@ -1,5 +1,5 @@
 //! What a [`ClusterWatcher`](super::cluster::ClusterWatcher) owes downstream, and how it is
-//! paid: after each batch of watch items the actor [`flush`]es — emits what the trackers owe
+//! paid: after each batch of watch items the actor calls `flush` — emits what the trackers owe
 //! (`RecordHealthCheckRequested` per state change) and the new Warning events
 //! (`IngestAlertRequested`), up to [`EMIT_BATCH`] at a time. Both go through the shared
 //! claim → publish → settle protocol ([`crate::ingest::claim`]) by their keys
