@@ -78,6 +78,7 @@ pub fn init(cfg: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
                 )
                 .build();
             let tracer = provider.tracer("sre-integration");
+            sre_actors::trace::set_recording();
             (
                 Some(tracing_opentelemetry::layer().with_tracer(tracer)),
                 Some(provider),

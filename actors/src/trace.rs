@@ -8,6 +8,7 @@
 //! webhook passes the sender's `traceparent` through unchanged.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
@@ -15,6 +16,20 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 const HEADER: &str = "traceparent";
+
+/// Whether spans are exported (set once the OpenTelemetry layer is installed).
+static RECORDING: AtomicBool = AtomicBool::new(false);
+
+/// Says that spans are recorded from now on (telemetry setup calls it when it installs the
+/// OpenTelemetry layer). Until then the hot paths skip making spans only traces would use.
+pub fn set_recording() {
+    RECORDING.store(true, Ordering::Relaxed);
+}
+
+/// Whether spans are recorded (see [`set_recording`]).
+pub fn recording() -> bool {
+    RECORDING.load(Ordering::Relaxed)
+}
 
 /// Makes `span` a child of the remote span `traceparent` names (ignored when malformed).
 pub fn adopt_parent(span: &tracing::Span, traceparent: &str) {

@@ -274,12 +274,15 @@ impl Webhook {
             .map(str::to_owned);
         // The request's span continues the sender's trace; intents carry the span's context
         // (or, with no trace recorded here, the sender's own).
-        let traceparent = crate::trace::current().or_else(|| {
-            headers
-                .get("traceparent")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        });
+        let traceparent = crate::trace::recording()
+            .then(crate::trace::current)
+            .flatten()
+            .or_else(|| {
+                headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            });
         // Only now is the body read, within the route's `DefaultBodyLimit`.
         let body = Bytes::from_request(req, &())
             .await
@@ -405,15 +408,22 @@ async fn publish(
 }
 
 async fn handle(State(w): State<Webhook>, req: Request) -> Response {
-    let span = tracing::info_span!("webhook", webhook = WEBHOOK, otel.kind = "server");
-    if let Some(tp) = req
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-    {
-        crate::trace::adopt_parent(&span, tp);
-    }
-    let response = match w.accept(req).instrument(span).await {
+    // A span per request only when traces are exported: it is what the intents' traceparent
+    // comes from, and it costs the hot path otherwise.
+    let accepted = if crate::trace::recording() {
+        let span = tracing::info_span!("webhook", webhook = WEBHOOK, otel.kind = "server");
+        if let Some(tp) = req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+        {
+            crate::trace::adopt_parent(&span, tp);
+        }
+        w.accept(req).instrument(span).await
+    } else {
+        w.accept(req).await
+    };
+    let response = match accepted {
         Ok(s) => {
             // A fixed shape, written without building a JSON tree.
             let body = format!(
