@@ -217,3 +217,51 @@ fn the_image_builds_locked_from_pinned_bases() {
         "{file}"
     );
 }
+
+/// The alert rules shipped in `deploy/alerts.yaml` load in Prometheus (promtool, the real
+/// checker) and only name metrics the service exports.
+#[test]
+fn the_alert_rules_are_valid_and_name_our_metrics() {
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/alerts.yaml");
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules", rules])
+        .output()
+        .expect("promtool (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(rules).unwrap();
+    let sources: String = ["actors", "supervision", "src", "sink"]
+        .iter()
+        .flat_map(|dir| {
+            walk(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/")).join(dir))
+        })
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    for name in text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("sre_"))
+    {
+        let family = name.trim_end_matches("_total").trim_end_matches("_bucket");
+        assert!(
+            sources.contains(&format!("\"{family}\"")),
+            "{name} is not a metric the service registers"
+        );
+    }
+}
+
+fn walk(dir: std::path::PathBuf) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(p));
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+    out
+}
