@@ -620,11 +620,9 @@ async fn an_upstream_probe_reports_health_as_degraded_never_unready() {
     )
     .await
     .unwrap();
-    // Paused time only moves on once every task is idle: after this, the probe has handled
-    // its answer.
-    let settle = || tokio::time::sleep(Duration::from_millis(1));
-    r.fake.wait_for_requests(1).await;
-    settle().await;
+    // The probe handles an answer before it schedules the next probe, so once request n+1 has
+    // arrived, answer n is reflected (and n+1 got the same reply, set before it).
+    r.fake.wait_for_requests(2).await;
     assert_eq!(r.fake.requests()[0].uri, "/-/ready");
     assert_eq!(
         r.fake.requests()[0].header("authorization"),
@@ -638,8 +636,7 @@ async fn an_upstream_probe_reports_health_as_degraded_never_unready() {
 
     // Prometheus turns unready: reported on the next probe, as a degradation only.
     r.fake.set(Reply::status(503));
-    r.fake.wait_for_requests(2).await;
-    settle().await;
+    r.fake.wait_for_requests(4).await;
     let report = readiness.report(&observer);
     assert!(report.ready, "{report:?}");
     assert_eq!(report.degraded.len(), 1, "{report:?}");
@@ -654,8 +651,7 @@ async fn an_upstream_probe_reports_health_as_degraded_never_unready() {
 
     // And back.
     r.fake.set(Reply::status(200));
-    r.fake.wait_for_requests(3).await;
-    settle().await;
+    r.fake.wait_for_requests(6).await;
     assert!(readiness.report(&observer).degraded.is_empty());
     assert!(r
         .metrics()

@@ -12,6 +12,12 @@
 //! releases the key so the sender's retry is accepted as new. On start the window is rebuilt
 //! from the sink's recent records, so a restart does not re-emit.
 //!
+//! Bounds: the window and the claims in flight together hold at most `max_entries` keys; a
+//! claim that would pass it is refused whole ([`ClaimRefused::WindowFull`]), never made room for
+//! by eviction. A claim carries a lease (`claim_lease`): one its owner never settles is released
+//! by the periodic sweep, or taken over by the next claimant of the key (the owners' side of the
+//! protocol, which releases claims on drop, is in [`super::claim`]).
+//!
 //! The [`Window`] is shared read-mostly data with a single writer, this actor: request handlers
 //! read it to answer a request whose every alert is a duplicate without a message round trip
 //! (the steady state of AlertManager's re-notifications). Claims, in-flight waiters and expiry

@@ -132,14 +132,6 @@ impl Providers {
             .map(|u| CallPolicy::from_config(&self.retry, u.timeout))
     }
 
-    /// The request timeout of an upstream, if it is configured.
-    pub fn timeout(&self, name: &str) -> Option<std::time::Duration> {
-        self.upstreams
-            .iter()
-            .find(|u| u.name == name)
-            .map(|u| u.timeout)
-    }
-
     /// The upstream metrics (for callers with their own HTTP stack, like kube's).
     pub fn metrics(&self) -> &ProviderMetrics {
         &self.metrics
