@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`argocd`]: one `EnvPoller` per ArgoCD environment (fleet and health intents).
 //! - [`emit`]: where actors hand their intents (the publisher, or a channel).
+//! - [`facts`]: the facts consumer's contract with external actions, and the incident ledger entry.
 //! - [`ingest`]: the AlertManager webhook, the `Dedup`, `AlertRouter` and `IntentPublisher`
 //!   actors.
 //! - [`observability`]: query clients for the observability stack (Prometheus).
@@ -12,14 +13,17 @@
 //!   outcome classification the Kubernetes client shares.
 //! - [`timer`]: an actor's self-scheduled message (`send_after`), cancelled with its state.
 //! - [`sli`]: the SLI scheduler (cron → Prometheus → SLI window intents).
+//! - [`tools`]: the SRECoder tool gateway's contract (tools, the gate, callers, approvals).
 //! - [`trace`]: W3C trace context from requests into spans and from spans into intents.
 
 pub mod argocd;
 pub mod emit;
+pub mod facts;
 pub mod ingest;
 pub mod kubernetes;
 pub mod observability;
 pub mod providers;
 pub mod sli;
 pub mod timer;
+pub mod tools;
 pub mod trace;

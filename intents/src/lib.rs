@@ -11,9 +11,11 @@
 //! - [`kubernetes`]: Kubernetes `RecordHealthCheckRequested` and Warning-event
 //!   `IngestAlertRequested` payloads.
 //! - [`sli`]: the `RecordSLIWindowRequested` payload.
+//! - [`facts`]: the incident facts consumed from the SRE domain (DESIGN §3.3a).
 
 pub mod alert;
 pub mod argocd;
+pub mod facts;
 pub mod kubernetes;
 pub mod record;
 pub mod sli;
