@@ -2,6 +2,8 @@
 //! answer comes from a function of the PromQL and the evaluation time (a one-series vector, or
 //! an empty vector for no data), in Prometheus' response shape; it fails on command with a
 //! status and Prometheus' error body, or never answers. Every evaluated query is recorded.
+//! `/api/v1/query_range` answers a one-series matrix: the function at each step from `start`
+//! to `end` (steps without data left out), as Prometheus does.
 //! (Exact numbers against the real Prometheus are tested with promtool-backfilled data.)
 
 use std::net::SocketAddr;
@@ -61,6 +63,7 @@ impl FakePrometheus {
         }));
         let app = Router::new()
             .route("/api/v1/query", get(query).post(query))
+            .route("/api/v1/query_range", get(query_range).post(query_range))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -142,5 +145,56 @@ async fn query(
     };
     guard.queries.push((q.clone(), t));
     Json(json!({"status": "success", "data": {"resultType": "vector", "result": result}}))
+        .into_response()
+}
+
+async fn query_range(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Query(params): Query<Vec<(String, String)>>,
+    body: Bytes,
+) -> Response {
+    let mut params = params;
+    params.extend(url::form_urlencoded::parse(&body).into_owned());
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let bad = |why: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"status": "error", "errorType": "bad_data", "error": why})),
+        )
+            .into_response()
+    };
+    let num = |k: &str| get(k).and_then(|v| v.parse::<f64>().ok());
+    let (Some(q), Some(start), Some(end), Some(step)) =
+        (get("query"), num("start"), num("end"), num("step"))
+    else {
+        return bad("query, start, end and step are required");
+    };
+    if step <= 0.0 || end < start {
+        return bad("invalid range");
+    }
+    let mut guard = inner.lock().unwrap();
+    let mut values = Vec::new();
+    let mut t = start;
+    while t <= end {
+        match (guard.answer)(&q, t) {
+            Ok(Some(v)) => values.push(json!([t, v.to_string()])),
+            Ok(None) => {}
+            Err(code) => {
+                return (
+                    StatusCode::from_u16(code).unwrap(),
+                    Json(json!({"status": "error", "errorType": "internal", "error": "injected failure"})),
+                )
+                    .into_response()
+            }
+        }
+        guard.queries.push((q.clone(), t));
+        t += step;
+    }
+    let result = if values.is_empty() {
+        json!([])
+    } else {
+        json!([{"metric": {}, "values": values}])
+    };
+    Json(json!({"status": "success", "data": {"resultType": "matrix", "result": result}}))
         .into_response()
 }

@@ -13,7 +13,8 @@
 //!   by start, and capped at `max_spans` with a `truncated` flag.
 //! - `GetSpansByService` runs the TraceQL `{ resource.service.name = "<service>" }` (the name
 //!   quoted with [`quote`]) on `/api/search` and returns the traces' summaries, at most
-//!   [`MAX_SEARCH_LIMIT`].
+//!   [`MAX_SEARCH_LIMIT`]; [`TempoClient::search`] runs any TraceQL query the same way (the
+//!   agent's `obs.search_traces`).
 
 use std::collections::BTreeMap;
 
@@ -242,6 +243,23 @@ impl TempoClient {
         if service.trim().is_empty() {
             return Err(TempoError::Invalid("empty service name".into()));
         }
+        let q = format!("{{ resource.service.name = {} }}", quote(service));
+        self.search(&q, start, end, limit, correlation_id).await
+    }
+
+    /// Traces matching the TraceQL `query` that started in `[start, end]` (at most `limit`,
+    /// capped at [`MAX_SEARCH_LIMIT`]).
+    pub async fn search(
+        &self,
+        query: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        limit: usize,
+        correlation_id: Option<&str>,
+    ) -> Result<SearchOutput, TempoError> {
+        if query.trim().is_empty() {
+            return Err(TempoError::Invalid("empty query".into()));
+        }
         if end <= start {
             return Err(TempoError::Invalid("end is not after start".into()));
         }
@@ -249,9 +267,8 @@ impl TempoClient {
             return Err(TempoError::Invalid("limit must be positive".into()));
         }
         let capped = limit.min(MAX_SEARCH_LIMIT);
-        let q = format!("{{ resource.service.name = {} }}", quote(service));
         let params = [
-            ("q", q),
+            ("q", query.to_owned()),
             ("start", start.timestamp().to_string()),
             // Tempo's end is whole seconds: round up so the end instant is inside.
             (

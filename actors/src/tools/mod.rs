@@ -5,5 +5,29 @@
 //! # Layout
 //! - [`tool`]: the [`Tool`](tool::Tool) contract each tool implements, the [`Gate`](tool::Gate)
 //!   both doors call, and the types they exchange (callers, roles, outcomes, errors).
+//! - [`k8s_read`]: the five Kubernetes read tools over the
+//!   [`ClusterReader`](crate::kubernetes::read::ClusterReader).
+//! - [`obs`]: the five observability read tools over the Prometheus, Loki, Tempo and Grafana
+//!   clients (a backend not configured has no tool).
+//! - [`args`]: argument parsing and the time forms the tools share.
+//!
+//! [`read_tools`] is every read tool the configuration allows.
 
+use std::sync::Arc;
+
+use crate::kubernetes::read::ClusterReader;
+
+pub mod args;
+pub mod k8s_read;
+pub mod obs;
 pub mod tool;
+
+pub use obs::ObsClients;
+
+/// The read tools: the five `k8s.*` reads when Kubernetes is configured (`reader`), and the
+/// `obs.*` tools of the backends in `obs`.
+pub fn read_tools(reader: Option<ClusterReader>, obs: ObsClients) -> Vec<Arc<dyn tool::Tool>> {
+    let mut tools = reader.map(k8s_read::k8s_read_tools).unwrap_or_default();
+    tools.extend(obs::obs_tools(obs));
+    tools
+}
