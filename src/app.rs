@@ -37,10 +37,14 @@ use sre_actors::kubernetes::metrics::KubeMetrics;
 use sre_actors::kubernetes::read::ClusterReader;
 use sre_actors::kubernetes::records::Context;
 use sre_actors::observability::credentials::Credentials;
+use sre_actors::observability::grafana::GrafanaClient;
+use sre_actors::observability::loki::LokiClient;
 use sre_actors::observability::probe::{health_path, ProbeArgs, ProbeMetrics, UpstreamProbe};
 use sre_actors::observability::prometheus::PrometheusClient;
+use sre_actors::observability::tempo::TempoClient;
 use sre_actors::providers::{ProviderMetrics, Providers, TlsOptions, UpstreamClient};
 use sre_actors::sli::scheduler::{wall_clock, SliArgs, SliMetrics, SliScheduler};
+use sre_actors::tools::ObsClients;
 use sre_config::{
     AlertmanagerConfig, Config, Idempotency, RestartConfig, SecretStore, SinkKind, SliCalculation,
     WebhookAuth,
@@ -175,6 +179,48 @@ fn query_client(
             tracing::error!(upstream = name, error = %e, "misconfigured TLS: no client for this upstream");
             None
         }
+    }
+}
+
+/// The query clients of the configured observability backends, for the `obs.*` agent tools
+/// (`sre_actors::tools::read_tools`): each through its own circuit, TLS options and
+/// credentials; Grafana with the `api_key` of its `secret_ref` (a key that cannot be read is
+/// logged and Grafana is left without a client, rather than called unauthenticated).
+pub fn obs_clients(config: &Config, providers: &Providers) -> ObsClients {
+    let Some(o) = config.observability() else {
+        return ObsClients::default();
+    };
+    let backend = |name: &str| {
+        let url = match name {
+            "prometheus" => o.prometheus.as_ref(),
+            "loki" => o.loki.as_ref(),
+            _ => o.tempo.as_ref(),
+        }?
+        .url
+        .clone();
+        let (client, credentials) = query_client(config, providers, name)?;
+        Some((client, url, credentials))
+    };
+    let grafana = o.grafana.as_ref().and_then(|g| {
+        let client = providers.client("grafana")?;
+        let key = match &g.secret_ref {
+            None => None,
+            Some(r) => match SecretStore::new(&config.secrets.dir).read(r, "api_key") {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    tracing::error!(error = %e, "grafana API key unreadable: no obs.get_dashboard_url");
+                    return None;
+                }
+            },
+        };
+        Some(GrafanaClient::new(client, g.url.clone(), key))
+    });
+    ObsClients {
+        prometheus: backend("prometheus")
+            .map(|(c, u, cr)| PrometheusClient::new(c, u).with_credentials(cr)),
+        loki: backend("loki").map(|(c, u, cr)| LokiClient::new(c, u).with_credentials(cr)),
+        tempo: backend("tempo").map(|(c, u, cr)| TempoClient::new(c, u).with_credentials(cr)),
+        grafana,
     }
 }
 

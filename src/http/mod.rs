@@ -13,8 +13,10 @@
 //! - `server`: the `HttpServer` actor that owns the listener.
 //! - `serve`: the accept loop and the per-connection limits.
 //! - `tree`: the JSON supervision tree.
+//! - `mcp`: the MCP door of the tool gateway (`/mcp`, rmcp streamable HTTP).
 
 pub mod exposition;
+pub mod mcp;
 pub mod serve;
 pub mod server;
 pub mod tree;
