@@ -32,6 +32,7 @@ use sre_actors::tools::tool::{
 use sre_config::{ClusterConfig, KubernetesIntegration, WatchConfig};
 use sre_integration::app::obs_clients;
 use sre_integration::http::mcp::{mcp_router, Authenticate, McpMetrics, McpOptions, MCP_PATH};
+use sre_integration::http::serve::{HttpMetrics, Limits};
 use sre_test_support::grafana::{dashboard, FakeGrafana};
 use sre_test_support::kube::{self as fk, FakeKube};
 use sre_test_support::loki::{stream, FakeLoki};
@@ -179,13 +180,17 @@ fn authenticate() -> Authenticate {
     })
 }
 
-/// Serves `router` on a loopback port; its base URL.
+/// Serves `router` on a loopback port with the service's own accept loop; its base URL.
 async fn serve(router: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let task = tokio::spawn(sre_integration::http::serve::serve(
+        listener,
+        router,
+        Limits::from(&sre_config::ServerConfig::default()),
+        HttpMetrics::new(&mut prometheus_client::registry::Registry::default()),
+        tokio_util::sync::CancellationToken::new(),
+    ));
     (format!("http://{addr}"), task)
 }
 

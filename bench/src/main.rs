@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod mcp;
+
 /// The same allocator as the service, so the ceiling and the memory figure compare like with like.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -89,6 +91,12 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         minutes: u32,
     },
+    /// Only the MCP call overhead figure (target 8).
+    McpOverhead {
+        /// Calls through each path.
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
+    },
     /// Only the dedup memory figure.
     DedupMemory {
         /// Fingerprints.
@@ -117,6 +125,7 @@ fn main() {
         Cmd::ArgocdParse { applications } => println!("{}", argocd_parse(applications)),
         Cmd::K8sTranslate { pods, events } => println!("{}", k8s_translate(pods, events)),
         Cmd::K8sBacklog { pods, minutes } => println!("{}", k8s_backlog(pods, minutes)),
+        Cmd::McpOverhead { calls } => println!("{}", mcp::mcp_overhead(calls)),
         Cmd::DedupMemory { fingerprints } => {
             let b = dedup_bytes(fingerprints);
             println!("dedup: {b:.1} bytes per fingerprint at {fingerprints}");
@@ -476,6 +485,7 @@ fn run(seconds: u64, rounds: u32, connections: u32, sre: &Path, fingerprints: us
     println!("target 4 dedup memory: {bytes:.1} bytes per fingerprint at {fingerprints} fingerprints (RSS delta) | target <= 200");
     println!("{}", k8s_translate(10_000, 200_000));
     println!("{}", k8s_backlog(5000, 10));
+    println!("{}", mcp::mcp_overhead(2000));
     println!(
         "target 6 webhook p99 while an actor is restarted every 100 ms ({restarts} restarts), {connections} conns: p99 {:.2} ms, {:.0} alerts/s{} | undisturbed p99 {:.2} ms, {:.0} alerts/s | p99 ratio {:.2} | target <= 1.10",
         stormy.p99_ms,
