@@ -15,7 +15,8 @@
 //!   `secretName`, names something and is kept);
 //! - inside every string: `Bearer <token>`, PEM private key blocks, `password=...`-style
 //!   assignments, and every configured secret value (each secret the configuration
-//!   references, as resolved from the secrets directory, at least 4 characters long).
+//!   references, as resolved from the secrets directory, at least 4 characters long),
+//!   in object keys too.
 //!
 //! Over-redaction is the accepted failure mode: an agent can ask a person; a leaked
 //! credential cannot be taken back.
@@ -149,6 +150,19 @@ impl Redactor {
             }
             Value::Array(items) => items.iter_mut().for_each(|v| self.in_place(v)),
             Value::Object(map) => {
+                // A key can carry a secret too (an unknown argument named after one).
+                let renamed: Vec<(String, String)> = map
+                    .keys()
+                    .filter_map(|k| match self.text(k) {
+                        Cow::Owned(r) => Some((k.clone(), r)),
+                        Cow::Borrowed(_) => None,
+                    })
+                    .collect();
+                for (old, new) in renamed {
+                    if let Some(v) = map.remove(&old) {
+                        map.insert(new, v);
+                    }
+                }
                 self.structured(map);
                 for (k, v) in map.iter_mut() {
                     if v.is_string() && sensitive_key(k) {
