@@ -47,7 +47,9 @@ impl Tool for Recorder {
     fn call<'a>(&'a self, args: &'a Value) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
             self.calls.lock().unwrap().push(args.clone());
-            Ok(json!({"ok": true, "env": [{"name": "DB_PASSWORD", "value": PLANTED}], "note": format!("pw {PLANTED}")}))
+            Ok(
+                json!({"ok": true, "env": [{"name": "DB_PASSWORD", "value": PLANTED}], "note": format!("pw {PLANTED}")}),
+            )
         })
     }
 }
@@ -116,12 +118,7 @@ async fn start(c: &Config) -> Running {
     }
 }
 
-async fn send(
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
+async fn send(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
     let client = common::client();
     let mut req = match method {
         "GET" => client.get(url),
@@ -182,7 +179,13 @@ async fn the_rest_door_enforces_the_gate_end_to_end() {
     let id = asked["approval_id"].as_str().unwrap().to_owned();
 
     // Pending, visible to both roles.
-    let (code, list) = send("GET", &format!("{}/v1/approvals", r.base), Some(AGENT), None).await;
+    let (code, list) = send(
+        "GET",
+        &format!("{}/v1/approvals", r.base),
+        Some(AGENT),
+        None,
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(list["approvals"][0]["approval_id"], id.as_str());
     assert_eq!(list["approvals"][0]["status"], "pending");
@@ -191,7 +194,10 @@ async fn the_rest_door_enforces_the_gate_end_to_end() {
     let approve = format!("{}/v1/approvals/{id}/approve", r.base);
     let (code, body) = send("POST", &approve, Some(AGENT), None).await;
     assert_eq!(code, 403, "{body}");
-    assert!(body["reason"].as_str().unwrap().contains("only an approver"));
+    assert!(body["reason"]
+        .as_str()
+        .unwrap()
+        .contains("only an approver"));
     let mut with_id = args();
     with_id["approval_id"] = json!(id);
     let (code, body) = send("POST", &restart, Some(AGENT), Some(with_id.clone())).await;
@@ -199,8 +205,13 @@ async fn the_rest_door_enforces_the_gate_end_to_end() {
     assert_eq!(body["error"], "approval_refused");
 
     // The approver approves.
-    let (code, body) =
-        send("POST", &approve, Some(APPROVER), Some(json!({"reason": "lgtm"}))).await;
+    let (code, body) = send(
+        "POST",
+        &approve,
+        Some(APPROVER),
+        Some(json!({"reason": "lgtm"})),
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["status"], "approved");
     assert_eq!(body["decided_by"], "oncall");
@@ -240,7 +251,13 @@ async fn the_rest_door_enforces_the_gate_end_to_end() {
     with_id2["approval_id"] = json!(id2);
     let (code, body) = send("POST", &restart, Some(AGENT), Some(with_id2)).await;
     assert_eq!(code, 409);
-    assert!(body["reason"].as_str().unwrap().contains("denied by oncall: freeze"), "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("denied by oncall: freeze"),
+        "{body}"
+    );
 
     // Self-approval: the approver asks, and cannot approve it itself.
     let (_, asked) = send("POST", &restart, Some(APPROVER), Some(args())).await;
@@ -256,10 +273,26 @@ async fn the_rest_door_enforces_the_gate_end_to_end() {
     assert_eq!(body["error"], "self_approval");
 
     // Errors: unknown tool, bad arguments, bad JSON, a body over the cap, unknown approval.
-    let (code, body) = send("POST", &format!("{tools}/k8s.nope"), Some(AGENT), Some(json!({}))).await;
+    let (code, body) = send(
+        "POST",
+        &format!("{tools}/k8s.nope"),
+        Some(AGENT),
+        Some(json!({})),
+    )
+    .await;
     assert_eq!((code, body["error"].as_str()), (404, Some("unknown_tool")));
-    let (code, body) = send("POST", &format!("{tools}/k8s.get_resource"), Some(AGENT), Some(json!({"cluster": 1}))).await;
-    assert_eq!((code, body["error"].as_str()), (400, Some("invalid_arguments")), "{body}");
+    let (code, body) = send(
+        "POST",
+        &format!("{tools}/k8s.get_resource"),
+        Some(AGENT),
+        Some(json!({"cluster": 1})),
+    )
+    .await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("invalid_arguments")),
+        "{body}"
+    );
     let resp = common::client()
         .post(format!("{tools}/k8s.get_resource"))
         .bearer_auth(AGENT)
@@ -271,14 +304,29 @@ async fn the_rest_door_enforces_the_gate_end_to_end() {
     let resp = common::client()
         .post(format!("{tools}/k8s.get_resource"))
         .bearer_auth(AGENT)
-        .body(format!("{{\"cluster\": \"{}\"}}", "x".repeat(2 * 1024 * 1024)))
+        .body(format!(
+            "{{\"cluster\": \"{}\"}}",
+            "x".repeat(2 * 1024 * 1024)
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 413);
-    let (code, _) = send("GET", &format!("{}/v1/approvals/nope", r.base), Some(AGENT), None).await;
+    let (code, _) = send(
+        "GET",
+        &format!("{}/v1/approvals/nope", r.base),
+        Some(AGENT),
+        None,
+    )
+    .await;
     assert_eq!(code, 404);
-    let (code, body) = send("POST", &format!("{tools}/k8s.get_resource"), Some(AGENT), Some(args())).await;
+    let (code, body) = send(
+        "POST",
+        &format!("{tools}/k8s.get_resource"),
+        Some(AGENT),
+        Some(args()),
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(r.read.calls.lock().unwrap().len(), 1);
 
@@ -311,7 +359,19 @@ async fn the_rest_door_enforces_the_gate_end_to_end() {
         .iter()
         .map(|r| r.value["outcome"].as_str().unwrap())
         .collect();
-    assert!(outcomes.starts_with(&["approval_required", "not_approver", "approval_refused", "approved", "not_pending", "approval_refused", "started", "done"]), "{outcomes:?}");
+    assert!(
+        outcomes.starts_with(&[
+            "approval_required",
+            "not_approver",
+            "approval_refused",
+            "approved",
+            "not_pending",
+            "approval_refused",
+            "started",
+            "done"
+        ]),
+        "{outcomes:?}"
+    );
 }
 
 #[tokio::test]
@@ -359,22 +419,42 @@ async fn the_approvals_cli_drives_a_running_instance() {
         out
     };
 
-    let (ok, out, err) = run(v(&["approvals", "list", "--token", APPROVER])).await.unwrap();
+    let (ok, out, err) = run(v(&["approvals", "list", "--token", APPROVER]))
+        .await
+        .unwrap();
     assert!(ok, "{err}");
-    assert!(out.contains(&id) && out.contains("k8s.rollout_restart") && out.contains("srecoder"), "{out}");
-    let (ok, out, err) = run(v(&["approvals", "show", &id, "--token", AGENT])).await.unwrap();
+    assert!(
+        out.contains(&id) && out.contains("k8s.rollout_restart") && out.contains("srecoder"),
+        "{out}"
+    );
+    let (ok, out, err) = run(v(&["approvals", "show", &id, "--token", AGENT]))
+        .await
+        .unwrap();
     assert!(ok, "{err}");
     let shown: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(shown["preview"], json!({"would_restart": "web"}));
     assert_eq!(shown["status"], "pending");
     let (ok, _, err) = run(v(&["approvals", "list"])).await.unwrap();
     assert!(!ok && err.contains("HTTP 401"), "{err}");
-    let (ok, _, err) = run(v(&["approvals", "approve", &id, "--token", AGENT])).await.unwrap();
-    assert!(!ok, "an agent approved");
-    assert!(err.contains("only an approver") && err.contains("HTTP 403"), "{err}");
-    let (ok, out, err) = run(v(&["approvals", "approve", &id, "--reason", "lgtm", "--token", APPROVER]))
+    let (ok, _, err) = run(v(&["approvals", "approve", &id, "--token", AGENT]))
         .await
         .unwrap();
+    assert!(!ok, "an agent approved");
+    assert!(
+        err.contains("only an approver") && err.contains("HTTP 403"),
+        "{err}"
+    );
+    let (ok, out, err) = run(v(&[
+        "approvals",
+        "approve",
+        &id,
+        "--reason",
+        "lgtm",
+        "--token",
+        APPROVER,
+    ]))
+    .await
+    .unwrap();
     assert!(ok, "{err}");
     assert!(out.contains(&format!("approved {id}")), "{out}");
     let mut with_id = args();
@@ -385,12 +465,25 @@ async fn the_approvals_cli_drives_a_running_instance() {
 
     let (_, asked) = send("POST", &restart, Some(AGENT), Some(args())).await;
     let id2 = asked["approval_id"].as_str().unwrap().to_owned();
-    let (ok, out, err) = run(v(&["approvals", "deny", &id2, "--reason", "freeze", "--token", APPROVER]))
+    let (ok, out, err) = run(v(&[
+        "approvals",
+        "deny",
+        &id2,
+        "--reason",
+        "freeze",
+        "--token",
+        APPROVER,
+    ]))
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("denied {id2}")) && out.contains("freeze"),
+        "{out}"
+    );
+    let (ok, out, _) = run(v(&["approvals", "list", "--token", APPROVER]))
         .await
         .unwrap();
-    assert!(ok, "{err}");
-    assert!(out.contains(&format!("denied {id2}")) && out.contains("freeze"), "{out}");
-    let (ok, out, _) = run(v(&["approvals", "list", "--token", APPROVER])).await.unwrap();
     assert!(ok && out.contains("no pending approvals"), "{out}");
 
     // audit tail reads the same log.
@@ -416,10 +509,23 @@ async fn the_approvals_cli_drives_a_running_instance() {
     assert!(ok, "{err}");
     let outcomes: Vec<String> = out
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["outcome"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["outcome"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(
         outcomes,
-        vec!["approval_required", "not_approver", "approved", "started", "done", "approval_required", "denied"]
+        vec![
+            "approval_required",
+            "not_approver",
+            "approved",
+            "started",
+            "done",
+            "approval_required",
+            "denied"
+        ]
     );
 }

@@ -15,26 +15,44 @@ fn tokens_with_roles_parse_and_are_needed_secrets() {
     assert_eq!(c.tools.max_output_bytes, 256 * 1024);
     assert_eq!(c.tools.audit.topic, "sre.integration.audit.v1");
     let needs: Vec<String> = c.secret_needs().iter().map(|n| n.path.clone()).collect();
-    assert!(needs.contains(&"tools.tokens.1.secret_ref".to_owned()), "{needs:?}");
+    assert!(
+        needs.contains(&"tools.tokens.1.secret_ref".to_owned()),
+        "{needs:?}"
+    );
 }
 
 #[test]
 fn the_old_single_token_is_refused_with_its_replacement() {
-    let e = parse("tools:\n  enabled: true\n  auth_secret_ref: platform/sre-tools-token\n").unwrap_err();
-    assert!(e.contains("tools.auth_secret_ref: replaced by tools.tokens"), "{e}");
+    let e = parse("tools:\n  enabled: true\n  auth_secret_ref: platform/sre-tools-token\n")
+        .unwrap_err();
+    assert!(
+        e.contains("tools.auth_secret_ref: replaced by tools.tokens"),
+        "{e}"
+    );
     assert!(e.contains("secret_ref: platform/sre-tools-token"), "{e}");
 }
 
 #[test]
 fn no_tokens_is_refused_unless_allowed_on_loopback() {
     let e = parse("tools:\n  enabled: true\n").unwrap_err();
-    assert!(e.contains("tools.tokens: tools are enabled without tokens"), "{e}");
+    assert!(
+        e.contains("tools.tokens: tools are enabled without tokens"),
+        "{e}"
+    );
     let c = parse("tools:\n  enabled: true\n  allow_unauthenticated: true\n").unwrap();
     c.check_exposure("t.yaml").unwrap();
-    let c = parse("server:\n  listen: 0.0.0.0:8080\ntools:\n  enabled: true\n  allow_unauthenticated: true\n").unwrap();
+    let c = parse(
+        "server:\n  listen: 0.0.0.0:8080\ntools:\n  enabled: true\n  allow_unauthenticated: true\n",
+    )
+    .unwrap();
     let e = c.check_exposure("t.yaml").unwrap_err().to_string();
-    assert!(e.contains("tools without tokens are served only on a loopback address"), "{e}");
-    let c = parse("tools:\n  enabled: true\n  allow_unauthenticated: true\n  listen: 0.0.0.0:9090\n").unwrap();
+    assert!(
+        e.contains("tools without tokens are served only on a loopback address"),
+        "{e}"
+    );
+    let c =
+        parse("tools:\n  enabled: true\n  allow_unauthenticated: true\n  listen: 0.0.0.0:9090\n")
+            .unwrap();
     assert!(c.check_exposure("t.yaml").is_err());
 }
 
@@ -49,6 +67,7 @@ fn limits_and_duplicate_names_are_checked() {
     ] {
         assert!(e.contains(want), "{want} missing: {e}");
     }
-    let e = parse("tools:\n  tokens:\n    - {name: a, role: admin, secret_ref: p/a}\n").unwrap_err();
+    let e =
+        parse("tools:\n  tokens:\n    - {name: a, role: admin, secret_ref: p/a}\n").unwrap_err();
     assert!(e.contains("tools.tokens.0.role"), "{e}");
 }

@@ -13,7 +13,7 @@
 //! - [`canonical`]: canonical JSON and SHA-256, what an approval is bound to.
 //! - [`schema`]: argument validation against a tool's JSON Schema.
 //! - [`sweeper`]: the actor that removes expired approvals on a timer.
-//! - [`metrics`]: `sre_tools_*`.
+//! - [`metrics`]: the `sre_tools_*` families.
 
 pub mod approvals;
 pub mod audit;
