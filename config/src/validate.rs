@@ -71,22 +71,25 @@ fn tools(c: &Config, e: &mut Collector) {
         &format!("{p}.audit.topic"),
         || "must differ from intents.topic (audit records are not intents)".into(),
     );
-    e.check(
-        !t.call_timeout.is_zero() && t.call_timeout < c.server.request_timeout,
-        &format!("{p}.call_timeout"),
-        || {
-            format!(
-                "{} must be greater than zero and shorter than server.request_timeout ({}), or the request is cut off before the tool's timeout can be answered",
-                humantime::format_duration(t.call_timeout),
-                humantime::format_duration(c.server.request_timeout)
-            )
-        },
-    );
-    e.check(
-        t.audit.timeout < c.server.request_timeout,
-        &format!("{p}.audit.timeout"),
-        || "must be shorter than server.request_timeout".into(),
-    );
+    // Against the server's limits only when served (a disabled section keeps its defaults).
+    if t.enabled {
+        e.check(
+            !t.call_timeout.is_zero() && t.call_timeout < c.server.request_timeout,
+            &format!("{p}.call_timeout"),
+            || {
+                format!(
+                    "{} must be greater than zero and shorter than server.request_timeout ({}), or the request is cut off before the tool's timeout can be answered",
+                    humantime::format_duration(t.call_timeout),
+                    humantime::format_duration(c.server.request_timeout)
+                )
+            },
+        );
+        e.check(
+            t.audit.timeout < c.server.request_timeout,
+            &format!("{p}.audit.timeout"),
+            || "must be shorter than server.request_timeout".into(),
+        );
+    }
     if t.enabled && t.tokens.is_empty() && !t.allow_unauthenticated {
         e.push(
             format!("{p}.tokens"),

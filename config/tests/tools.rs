@@ -58,7 +58,7 @@ fn no_tokens_is_refused_unless_allowed_on_loopback() {
 
 #[test]
 fn limits_and_duplicate_names_are_checked() {
-    let e = parse("tools:\n  tokens:\n    - {name: a, role: agent, secret_ref: p/a}\n    - {name: a, role: approver, secret_ref: p/b}\n  call_timeout: 40s\n  max_pending_approvals: 0\n  audit: {topic: sre.domain.intents.v1}\n").unwrap_err();
+    let e = parse("tools:\n  enabled: true\n  tokens:\n    - {name: a, role: agent, secret_ref: p/a}\n    - {name: a, role: approver, secret_ref: p/b}\n  call_timeout: 40s\n  max_pending_approvals: 0\n  audit: {topic: sre.domain.intents.v1}\n").unwrap_err();
     for want in [
         "tools.tokens.1.name: duplicate name \"a\"",
         "tools.call_timeout",
