@@ -915,3 +915,64 @@ async fn the_embedded_audit_log_survives_a_restart_and_a_torn_tail() {
     assert_eq!(scan.records[2].offset, 2);
     assert_eq!(scan.records[1].header("audit_event"), Some("decision"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_sweeper_removes_expired_approvals_and_the_gauge_follows() {
+    use sre_actors::tools::sweeper::{ApprovalSweeper, SweeperArgs};
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = ToolMetrics::new(&mut registry);
+    let write = Recorder::new("k8s.rollout_restart", true, json!({}));
+    let gate = Arc::new(
+        ToolGateway::new(
+            vec![write],
+            options(),
+            AuditLog::new(
+                Arc::new(MemorySink::default()),
+                "sre.integration.audit.v1",
+                Duration::from_secs(10),
+            ),
+            Redactor::new([]),
+            tokio_clock("2026-12-07T03:00:00Z".parse().unwrap()),
+            metrics,
+        )
+        .unwrap(),
+    );
+    let gauge = |registry: &prometheus_client::registry::Registry| {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        text.lines()
+            .find(|l| l.starts_with("sre_tools_approvals_pending "))
+            .unwrap()
+            .to_owned()
+    };
+    gate.call(&agent(), "k8s.rollout_restart", args())
+        .await
+        .unwrap();
+    gate.call(&agent(), "k8s.rollout_restart", args())
+        .await
+        .unwrap();
+    assert_eq!(gauge(&registry), "sre_tools_approvals_pending 2");
+    let (actor, handle) = ractor::Actor::spawn(
+        None,
+        ApprovalSweeper,
+        SweeperArgs {
+            gateway: gate.clone(),
+            interval: Duration::from_secs(60),
+        },
+    )
+    .await
+    .unwrap();
+    // Nobody touches the store: only the sweeper can bring the gauge down.
+    let mut swept = false;
+    for _ in 0..40 {
+        tokio::time::advance(Duration::from_secs(30)).await;
+        tokio::task::yield_now().await;
+        if gauge(&registry) == "sre_tools_approvals_pending 0" {
+            swept = true;
+            break;
+        }
+    }
+    assert!(swept, "{}", gauge(&registry));
+    actor.stop(None);
+    handle.await.unwrap();
+}
