@@ -160,7 +160,9 @@ fn audit_sink(config: &Config) -> Arc<dyn Sink> {
     }
 }
 
-/// The gateway over `tools`, its REST routes, and the `tools` supervisor's children.
+/// The gateway over `tools` and the routes of its doors (REST here; the MCP door at `/mcp`
+/// merges its routes into the same router, authenticating with the same [`Tokens`] and calling
+/// the same gate).
 fn tool_gateway(
     config: &Config,
     tools: Vec<Arc<dyn Tool>>,
