@@ -90,6 +90,13 @@ fn tools(c: &Config, e: &mut Collector) {
             || "must be shorter than server.request_timeout".into(),
         );
     }
+    if let Some(listen) = t.listen {
+        e.check(
+            listen != c.server.listen || listen.port() == 0,
+            &format!("{p}.listen"),
+            || format!("{listen} is server.listen already: leave tools.listen out to serve the tools there, or give them another address"),
+        );
+    }
     if t.enabled && t.tokens.is_empty() && !t.allow_unauthenticated {
         e.push(
             format!("{p}.tokens"),
