@@ -4,12 +4,14 @@
 //! token, lists the tools with their schemas, calls reads and gets results, meets
 //! `approval_required` on a write, and gets tool errors and JSON-RPC errors where due.
 //!
-//! The program is started with a configuration naming two fake clusters and fake Prometheus,
-//! Loki, Tempo and Grafana; the read tools are built from its `kubernetes()` reader and
-//! `obs_clients(..)` exactly as the tool registry will be. The gate is [`TestGate`], written
-//! here over those real tools (the real `ToolGateway` is another branch): it looks tools up,
-//! validates arguments against each schema, answers a write without approval with
-//! `approval_required` and its preview, and runs a write only with the approval id it issued.
+//! The program is started with tools enabled (an agent and an approver token from mounted
+//! secrets) and a configuration naming two fake clusters and fake Prometheus, Loki, Tempo and
+//! Grafana, plus one recording write tool (`test.restart`): the MCP client talks to the real
+//! `/mcp` door in front of the real `ToolGateway` with the registry's read tools; the approval
+//! is granted through the REST door by the approver in between two client runs.
+//!
+//! The door's own behaviour (tokens, Origin, the session cap) is tested over [`TestGate`], a
+//! minimal gate written here.
 //!
 //! Without the Python client installed these tests fail with the install hint.
 
@@ -24,13 +26,12 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
-use sre_actors::tools::read_tools;
 use sre_actors::tools::tool::{
     ApprovalRequest, CallOutcome, Caller, Gate, Role, Tool, ToolError, ToolOutput, ToolSpec,
     APPROVAL_ID_ARG,
 };
-use sre_config::{ClusterConfig, KubernetesIntegration, WatchConfig};
-use sre_integration::app::obs_clients;
+use sre_config::{ClusterConfig, KubernetesIntegration, ToolRole, ToolToken, WatchConfig};
+use sre_integration::app::AppHandle;
 use sre_integration::http::mcp::{mcp_router, Authenticate, McpMetrics, McpOptions, MCP_PATH};
 use sre_integration::http::serve::{HttpMetrics, Limits};
 use sre_test_support::grafana::{dashboard, FakeGrafana};
@@ -42,6 +43,7 @@ use sre_test_support::tempo::{resource_spans, span, FakeTempo};
 /// The SDK version `scripts/install-mcp-client` installs.
 const MCP_SDK_VERSION: &str = "2.3.0";
 const AGENT_TOKEN: &str = "agent-token-0123456789";
+const APPROVER_TOKEN: &str = "approver-token-9876543210";
 
 /// The Python of the SDK's venv (`SRE_MCP_PYTHON` overrides).
 fn python() -> PathBuf {
@@ -147,10 +149,8 @@ impl Gate for TestGate {
             if let Some(p) = schema["properties"].as_object_mut() {
                 p.remove(APPROVAL_ID_ARG);
             }
-            let validator = jsonschema::draft202012::new(&schema).unwrap();
-            if let Err(e) = validator.validate(&args) {
-                return Err(ToolError::InvalidArguments(e.to_string()));
-            }
+            sre_actors::tools::schema::validate(&schema, &args)
+                .map_err(ToolError::InvalidArguments)?;
             if spec.write && approval != Some(json!("approved-1")) {
                 return Ok(CallOutcome::ApprovalRequired(ApprovalRequest {
                     approval_id: "approval-1".into(),
@@ -172,8 +172,8 @@ impl Gate for TestGate {
 }
 
 fn authenticate() -> Authenticate {
-    Arc::new(|token: &str| {
-        (token == AGENT_TOKEN).then(|| Caller {
+    Arc::new(|header: Option<&str>| {
+        (header == Some(format!("Bearer {AGENT_TOKEN}").as_str())).then(|| Caller {
             identity: "srecoder".into(),
             role: Role::Agent,
         })
@@ -209,11 +209,8 @@ struct Upstreams {
 /// tools as the registry builds them.
 async fn program(
     dir: &std::path::Path,
-) -> (
-    sre_integration::app::AppHandle,
-    Vec<Arc<dyn Tool>>,
-    Upstreams,
-) {
+    extra: Vec<Arc<dyn Tool>>,
+) -> (sre_integration::app::AppHandle, String, Upstreams) {
     let prod = FakeKube::start().await;
     let staging = FakeKube::start().await;
     let mut pod = fk::pod("web", "api-1");
@@ -290,11 +287,29 @@ async fn program(
     o.tempo = Some(backend(format!("{}/", tempo.url())));
     o.grafana =
         Some(serde_json::from_value(json!({"url": format!("{}/", grafana.url())})).unwrap());
-    let (app, _) = common::start(&c).await;
-    let tools = read_tools(app.kubernetes().cloned(), obs_clients(&c, app.providers()));
+    c.tools.enabled = true;
+    for (name, token) in [("agent", AGENT_TOKEN), ("approver", APPROVER_TOKEN)] {
+        let p = c.secrets.dir.join("platform").join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("token"), format!("{token}\n")).unwrap();
+    }
+    c.tools.tokens = vec![
+        ToolToken {
+            name: "srecoder".into(),
+            role: ToolRole::Agent,
+            secret_ref: "platform/agent".parse().unwrap(),
+        },
+        ToolToken {
+            name: "oncall".into(),
+            role: ToolRole::Approver,
+            secret_ref: "platform/approver".parse().unwrap(),
+        },
+    ];
+    let app = AppHandle::start_with_tools(c, extra).await.unwrap();
+    let base = format!("http://{}", app.addr().await.unwrap());
     (
         app,
-        tools,
+        base,
         Upstreams {
             prod,
             _staging: staging,
@@ -307,23 +322,14 @@ async fn program(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_python_sdk_lists_and_calls_the_tools_over_streamable_http() {
+async fn the_python_sdk_lists_and_calls_the_tools_through_the_real_gate() {
     let dir = tempfile::tempdir().unwrap();
-    let (app, reads, up) = program(dir.path()).await;
-    assert_eq!(reads.len(), 10, "the ten read tools");
     let ran = Arc::new(Mutex::new(Vec::new()));
-    let mut tools: BTreeMap<&'static str, Arc<dyn Tool>> =
-        reads.into_iter().map(|t| (t.spec().name, t)).collect();
-    tools.insert("test.restart", Arc::new(TestWrite(ran.clone())));
-    let specs: BTreeMap<&str, ToolSpec> = tools.iter().map(|(n, t)| (*n, t.spec())).collect();
-    let gate = Arc::new(TestGate { tools });
-    let router = mcp_router(
-        gate,
-        authenticate(),
-        McpOptions::default(),
-        McpMetrics::default(),
-    );
-    let (base, server) = serve(router).await;
+    let write: Arc<dyn Tool> = Arc::new(TestWrite(ran.clone()));
+    let (app, base, up) = program(dir.path(), vec![write.clone()]).await;
+    let url = format!("{base}{MCP_PATH}");
+    let mut specs: BTreeMap<&str, ToolSpec> = BTreeMap::new();
+    specs.insert("test.restart", write.spec());
 
     let calls = json!([
         {"name": "k8s.get_resource", "arguments": {"cluster": "prod", "kind": "pods", "namespace": "web", "name": "api-1"}},
@@ -338,15 +344,9 @@ async fn the_python_sdk_lists_and_calls_the_tools_over_streamable_http() {
         {"name": "k8s.get_resource", "arguments": {"cluster": "prod", "kind": "pods", "namespace": "web", "name": "missing"}},
         {"name": "k8s.get_resource", "arguments": {"cluster": "nowhere", "kind": "pods", "name": "x"}},
         {"name": "test.restart", "arguments": {"name": "api"}},
-        {"name": "test.restart", "arguments": {"name": "api", "approval_id": "approved-1"}},
         {"name": "k8s.no_such_tool", "arguments": {}},
     ]);
-    let out = run_client(json!({
-        "url": format!("{base}{MCP_PATH}"),
-        "token": AGENT_TOKEN,
-        "calls": calls,
-    }))
-    .await;
+    let out = run_client(json!({"url": url, "token": AGENT_TOKEN, "calls": calls})).await;
 
     assert_eq!(out["server"]["serverInfo"]["name"], "sre-integration");
     assert!(out["server"]["capabilities"]["tools"].is_object());
@@ -359,21 +359,40 @@ async fn the_python_sdk_lists_and_calls_the_tools_over_streamable_http() {
         .collect();
     assert_eq!(
         listed.keys().map(String::as_str).collect::<Vec<_>>(),
-        specs.keys().copied().collect::<Vec<_>>()
+        [
+            "k8s.describe_resource",
+            "k8s.get_events",
+            "k8s.get_logs",
+            "k8s.get_resource",
+            "k8s.list_resources",
+            "obs.get_dashboard_url",
+            "obs.get_trace",
+            "obs.query_metrics",
+            "obs.search_logs",
+            "obs.search_traces",
+            "test.restart"
+        ]
     );
-    for (name, spec) in &specs {
-        let t = &listed[*name];
-        assert_eq!(t["description"], spec.description, "{name}");
-        assert_eq!(t["inputSchema"], spec.input_schema, "{name}");
-        assert_eq!(t["annotations"]["readOnlyHint"], !spec.write, "{name}");
+    for t in listed.values() {
+        assert!(t["description"].as_str().is_some_and(|d| !d.is_empty()));
+        assert_eq!(t["inputSchema"]["type"], "object", "{t}");
+        assert_eq!(
+            t["annotations"]["readOnlyHint"],
+            t["name"] != "test.restart",
+            "{t}"
+        );
     }
+    assert_eq!(
+        listed["test.restart"]["inputSchema"],
+        specs["test.restart"].input_schema
+    );
     assert_eq!(
         listed["k8s.get_logs"]["inputSchema"]["properties"]["cluster"]["enum"],
         json!(["prod", "staging"])
     );
 
     let c = out["calls"].as_array().unwrap();
-    let done = |i: usize| {
+    let done = |c: &[Value], i: usize| {
         assert_eq!(c[i]["is_error"], false, "call {i}: {}", c[i]);
         assert_eq!(c[i]["structured"]["status"], "done", "call {i}");
         // The text content is the output as JSON.
@@ -381,20 +400,19 @@ async fn the_python_sdk_lists_and_calls_the_tools_over_streamable_http() {
         assert_eq!(text, c[i]["structured"]["output"], "call {i}");
         c[i]["structured"]["output"].clone()
     };
-    assert_eq!(done(0)["object"]["metadata"]["name"], "api-1");
-    assert_eq!(done(1)["items"][0]["metadata"]["name"], "staging-only");
-    assert_eq!(done(2)["lines"], json!(["ready", "GET /healthz 200"]));
-    let secret = done(3);
-    assert_eq!(secret["object"]["kind"], "Secret");
+    assert_eq!(done(c, 0)["object"]["metadata"]["name"], "api-1");
+    assert_eq!(done(c, 1)["items"][0]["metadata"]["name"], "staging-only");
+    assert_eq!(done(c, 2)["lines"], json!(["ready", "GET /healthz 200"]));
+    assert_eq!(done(c, 3)["object"]["kind"], "Secret");
     assert!(
-        !c[3].to_string().contains("hunter2-planted"),
+        !out.to_string().contains("hunter2-planted"),
         "no Secret data"
     );
-    assert_eq!(done(4)["result"][0]["points"][0]["v"], 1.0);
-    assert_eq!(done(5)["lines"][0]["line"], "GET /pay 500 error");
-    assert_eq!(done(6)["spans"][0]["name"], "POST /pay");
-    assert_eq!(done(7)["traces"][0]["rootServiceName"], "checkout");
-    assert!(done(8)["url"].as_str().unwrap().contains("/d/lat/"));
+    assert_eq!(done(c, 4)["result"][0]["points"][0]["v"], 1.0);
+    assert_eq!(done(c, 5)["lines"][0]["line"], "GET /pay 500 error");
+    assert_eq!(done(c, 6)["spans"][0]["name"], "POST /pay");
+    assert_eq!(done(c, 7)["traces"][0]["rootServiceName"], "checkout");
+    assert!(done(c, 8)["url"].as_str().unwrap().contains("/d/lat/"));
     // A tool error: isError with the reason.
     assert_eq!(c[9]["is_error"], true, "{}", c[9]);
     assert_eq!(c[9]["structured"]["status"], "error");
@@ -407,23 +425,42 @@ async fn the_python_sdk_lists_and_calls_the_tools_over_streamable_http() {
     assert_eq!(c[11]["is_error"], false, "{}", c[11]);
     let s = &c[11]["structured"];
     assert_eq!(s["status"], "approval_required");
-    assert_eq!(s["approval_id"], "approval-1");
+    let id = s["approval_id"].as_str().unwrap().to_owned();
+    assert_eq!(s["tool"], "test.restart");
     assert_eq!(s["arguments"], json!({"name": "api"}));
     assert_eq!(s["preview"], json!({"would_restart": "api"}));
     assert_eq!(s["requested_by"], "srecoder");
     let text = c[11]["text"][0].as_str().unwrap();
     assert!(
-        text.contains("approver must approve") && text.contains("approval_id"),
+        text.contains("approver must approve")
+            && text.contains("approval_id")
+            && text.contains(&id),
         "{text}"
     );
-    // Repeated with the approval: it runs, once.
-    assert_eq!(done(12)["restarted"], "api");
-    assert_eq!(ran.lock().unwrap().len(), 1);
+    assert!(ran.lock().unwrap().is_empty());
     // An unknown tool is a JSON-RPC error.
-    assert_eq!(c[13]["error"]["code"], -32602, "{}", c[13]);
+    assert_eq!(c[12]["error"]["code"], -32602, "{}", c[12]);
     assert!(!up.prod.requests().is_empty());
 
-    server.abort();
+    // The approver approves through the REST door; the agent repeats the call with the id:
+    // it runs once; the id cannot be used again.
+    let r = common::client()
+        .post(format!("{base}/v1/approvals/{id}/approve"))
+        .bearer_auth(APPROVER_TOKEN)
+        .json(&json!({"reason": "go"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let again = json!({"name": "test.restart", "arguments": {"name": "api", "approval_id": id}});
+    let out = run_client(json!({"url": url, "token": AGENT_TOKEN, "calls": [again, again]})).await;
+    let c = out["calls"].as_array().unwrap();
+    assert_eq!(done(c, 0)["restarted"], "api");
+    assert_eq!(ran.lock().unwrap().len(), 1);
+    assert_eq!(c[1]["is_error"], true, "{}", c[1]);
+    assert_eq!(c[1]["structured"]["error"], "approval_refused");
+    assert_eq!(ran.lock().unwrap().len(), 1);
+
     app.shutdown().await;
 }
 

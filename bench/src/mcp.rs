@@ -91,8 +91,8 @@ async fn run(calls: usize) -> String {
         .into_iter()
         .map(|t| (t.spec().name, t))
         .collect();
-    let authenticate = Arc::new(|t: &str| {
-        (t == TOKEN).then(|| Caller {
+    let authenticate = Arc::new(|h: Option<&str>| {
+        (h == Some(format!("Bearer {TOKEN}").as_str())).then(|| Caller {
             identity: "bench".into(),
             role: Role::Agent,
         })

@@ -49,8 +49,9 @@ use sre_actors::tools::tool::{CallOutcome, Caller, Gate, ToolError, ToolSpec, AP
 /// The path the door is served at.
 pub const MCP_PATH: &str = "/mcp";
 
-/// Turns a bearer token into a caller (`None`: refused).
-pub type Authenticate = Arc<dyn Fn(&str) -> Option<Caller> + Send + Sync>;
+/// Turns a request's `Authorization` header value (`None` when absent) into a caller (`None`:
+/// refused with `401`) — the gate's token store (`Tokens::authenticate`).
+pub type Authenticate = Arc<dyn Fn(Option<&str>) -> Option<Caller> + Send + Sync>;
 
 /// Settings of the MCP door.
 #[derive(Clone, Debug)]
@@ -157,14 +158,11 @@ async fn authenticate_request(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let caller = req
+    let header = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .and_then(|t| (state.authenticate)(t));
+        .map(|v| v.to_str().unwrap_or("\u{0}invalid"));
+    let caller = (state.authenticate)(header);
     let Some(caller) = caller else {
         let mut resp = (
             StatusCode::UNAUTHORIZED,

@@ -10,6 +10,15 @@
 //! - [`obs`]: the five observability read tools over the Prometheus, Loki, Tempo and Grafana
 //!   clients (a backend not configured has no tool).
 //! - [`args`]: argument parsing and the time forms the tools share.
+//! - [`gateway`]: [`ToolGateway`](gateway::ToolGateway), the gate itself.
+//! - [`approvals`]: the bounded store of pending approvals (single-use redeem).
+//! - [`audit`]: the durable audit trail (embedded log or Kafka topic).
+//! - [`auth`]: bearer tokens → callers with a role.
+//! - [`redact`]: what never leaves the gate (Secret data, credentials, configured secrets).
+//! - [`canonical`]: canonical JSON and SHA-256, what an approval is bound to.
+//! - [`schema`]: argument validation against a tool's JSON Schema.
+//! - [`sweeper`]: the actor that removes expired approvals on a timer.
+//! - [`metrics`]: the `sre_tools_*` families.
 //!
 //! [`read_tools`] is every read tool the configuration allows.
 
@@ -17,9 +26,18 @@ use std::sync::Arc;
 
 use crate::kubernetes::read::ClusterReader;
 
+pub mod approvals;
 pub mod args;
+pub mod audit;
+pub mod auth;
+pub mod canonical;
+pub mod gateway;
 pub mod k8s_read;
+pub mod metrics;
 pub mod obs;
+pub mod redact;
+pub mod schema;
+pub mod sweeper;
 pub mod tool;
 
 pub use obs::ObsClients;

@@ -443,7 +443,6 @@ impl Tool for DashboardUrl {
                     "vars": {
                         "type": "object",
                         "description": "Template variables: name → value, or a list of values for a multi-value variable.",
-                        "propertyNames": {"pattern": "^[A-Za-z0-9_]+$"},
                         "additionalProperties": {
                             "anyOf": [
                                 {"type": "string"},
