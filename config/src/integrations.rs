@@ -609,14 +609,15 @@ fn default_github_api() -> Url {
     Url::parse("https://api.github.com").expect("static URL")
 }
 
-/// `paging_integration` (spec §7).
+/// `paging_integration` (spec §7): which incidents page whom, and when.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PagingIntegration {
     /// Whether incident facts page.
     #[serde(default)]
     pub enabled: bool,
-    /// Provider used when a fact names none.
+    /// The provider an incident pages through when no route says otherwise. May be left out
+    /// when exactly one of `pagerduty` / `opsgenie` is configured (that one is used).
     #[serde(default)]
     pub default_provider: Option<PageProvider>,
     /// PagerDuty Events API v2.
@@ -628,10 +629,28 @@ pub struct PagingIntegration {
     /// When each severity pages.
     #[serde(default)]
     pub escalation: Escalation,
+    /// Routes, tried in order; the first whose every given condition matches the incident
+    /// decides where it pages (another provider, another PagerDuty routing key, an OpsGenie
+    /// team). An incident no route matches pages through `default_provider` with that
+    /// provider's own routing key / team. Default: none.
+    #[serde(default)]
+    pub routes: Vec<PageRoute>,
+}
+
+impl PagingIntegration {
+    /// The default provider: `default_provider`, else the only configured one.
+    pub fn default_provider(&self) -> Option<PageProvider> {
+        self.default_provider
+            .or(match (&self.pagerduty, &self.opsgenie) {
+                (Some(_), None) => Some(PageProvider::Pagerduty),
+                (None, Some(_)) => Some(PageProvider::Opsgenie),
+                _ => None,
+            })
+    }
 }
 
 /// A paging provider.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum PageProvider {
     /// PagerDuty.
@@ -640,13 +659,24 @@ pub enum PageProvider {
     Opsgenie,
 }
 
+impl PageProvider {
+    /// The provider's name: its circuit, its ledger target and its metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageProvider::Pagerduty => "pagerduty",
+            PageProvider::Opsgenie => "opsgenie",
+        }
+    }
+}
+
 /// `paging_integration.pagerduty`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PagerDutyConfig {
-    /// Secret with key `routing_key`.
+    /// Secret with key `routing_key`: the integration key of the Events API v2 integration on
+    /// the PagerDuty service that incidents open on (routes may name others).
     pub routing_key_ref: SecretRef,
-    /// Events API base URL.
+    /// Events API base URL; events go to `<events_url>/v2/enqueue`.
     #[serde(default = "default_pagerduty_url")]
     pub events_url: Url,
 }
@@ -659,30 +689,135 @@ fn default_pagerduty_url() -> Url {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpsGenieConfig {
-    /// Secret with key `api_key`.
+    /// Secret with key `api_key`: an API integration's key, sent as `Authorization: GenieKey`.
     pub api_key_ref: SecretRef,
-    /// Alert API base URL (`https://api.eu.opsgenie.com` for the EU instance).
+    /// Alert API base URL: `https://api.opsgenie.com` (US, the default) or
+    /// `https://api.eu.opsgenie.com` (EU instance).
     #[serde(default = "default_opsgenie_url")]
     pub api_url: Url,
+    /// Team added as the alert's responder when no route names one. Default: none (the API
+    /// integration's own team/routing decides).
+    #[serde(default)]
+    pub team: Option<String>,
+    /// How long to wait for OpsGenie to process an accepted request (checked through
+    /// `GET /v2/alerts/requests/<id>`) before the action counts as unavailable and is retried.
+    #[serde(default = "default_confirm_timeout", with = "humantime_serde")]
+    pub confirm_timeout: Duration,
 }
 
 fn default_opsgenie_url() -> Url {
     Url::parse("https://api.opsgenie.com").expect("static URL")
 }
+fn default_confirm_timeout() -> Duration {
+    Duration::from_secs(30)
+}
 
-/// `paging_integration.escalation`.
+/// `paging_integration.routes[]`: conditions (all given must hold; none given matches every
+/// incident) and where a matching incident pages.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageRoute {
+    /// Name shown in the incident ledger (`route`); default `routes[<index>]`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Matches incidents of this service (exact).
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Matches incidents of this environment (exact).
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// Matches incidents of these severities (one, or a list).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub severity: Vec<PageSeverity>,
+    /// Provider to page; default `default_provider`.
+    #[serde(default)]
+    pub provider: Option<PageProvider>,
+    /// PagerDuty only: another routing key (secret with key `routing_key`).
+    #[serde(default)]
+    pub routing_key_ref: Option<SecretRef>,
+    /// OpsGenie only: the team to add as responder.
+    #[serde(default)]
+    pub team: Option<String>,
+}
+
+impl PageRoute {
+    /// The route's name: `name`, else `routes[<index>]`.
+    pub fn name_at(&self, index: usize) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("routes[{index}]"))
+    }
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PageSeverity>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PageSeverity),
+        Many(Vec<PageSeverity>),
+    }
+    match OneOrMany::deserialize(d) {
+        Ok(OneOrMany::One(s)) => Ok(vec![s]),
+        Ok(OneOrMany::Many(v)) => Ok(v),
+        Err(_) => Err(serde::de::Error::custom(
+            "expected a severity (critical, high, medium, low, info) or a list of them",
+        )),
+    }
+}
+
+/// An incident severity, as routes and escalation name it.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum PageSeverity {
+    /// Informational.
+    Info,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+/// `paging_integration.escalation`: per severity whether it pages at once, only inside
+/// business hours (outside them the page waits for the next business-hours start, and is
+/// dropped if the incident is acknowledged, resolved or closed first), or never.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Escalation {
-    /// Policy for critical incidents.
+    /// Policy for critical incidents. Default `immediate`.
     #[serde(default = "immediate")]
     pub critical: EscalationPolicy,
-    /// Policy for high incidents.
+    /// Policy for high incidents. Default `business_hours_only`.
     #[serde(default = "business_hours_only")]
     pub high: EscalationPolicy,
+    /// Policy for medium incidents. Default `never`.
+    #[serde(default = "never")]
+    pub medium: EscalationPolicy,
+    /// Policy for low incidents. Default `never`.
+    #[serde(default = "never")]
+    pub low: EscalationPolicy,
+    /// Policy for info incidents. Default `never`.
+    #[serde(default = "never")]
+    pub info: EscalationPolicy,
     /// The business-hours window.
     #[serde(default)]
     pub business_hours: BusinessHours,
+}
+
+impl Escalation {
+    /// The policy of `severity`.
+    pub fn policy(&self, severity: PageSeverity) -> EscalationPolicy {
+        match severity {
+            PageSeverity::Critical => self.critical,
+            PageSeverity::High => self.high,
+            PageSeverity::Medium => self.medium,
+            PageSeverity::Low => self.low,
+            PageSeverity::Info => self.info,
+        }
+    }
 }
 
 impl Default for Escalation {
@@ -690,6 +825,9 @@ impl Default for Escalation {
         Escalation {
             critical: immediate(),
             high: business_hours_only(),
+            medium: never(),
+            low: never(),
+            info: never(),
             business_hours: BusinessHours::default(),
         }
     }
@@ -700,6 +838,9 @@ fn immediate() -> EscalationPolicy {
 }
 fn business_hours_only() -> EscalationPolicy {
     EscalationPolicy::BusinessHoursOnly
+}
+fn never() -> EscalationPolicy {
+    EscalationPolicy::Never
 }
 
 /// When a severity pages.
@@ -714,22 +855,94 @@ pub enum EscalationPolicy {
     Never,
 }
 
-/// `escalation.business_hours`: Monday to Friday, `start`..`end` in `timezone`.
+/// A day of the week, as `business_hours.days` names it (`mon` … `sun`; full names accepted).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Day {
+    /// Monday.
+    #[serde(alias = "monday")]
+    Mon,
+    /// Tuesday.
+    #[serde(alias = "tuesday")]
+    Tue,
+    /// Wednesday.
+    #[serde(alias = "wednesday")]
+    Wed,
+    /// Thursday.
+    #[serde(alias = "thursday")]
+    Thu,
+    /// Friday.
+    #[serde(alias = "friday")]
+    Fri,
+    /// Saturday.
+    #[serde(alias = "saturday")]
+    Sat,
+    /// Sunday.
+    #[serde(alias = "sunday")]
+    Sun,
+}
+
+impl Day {
+    /// Every day, Monday first.
+    pub const ALL: [Day; 7] = [
+        Day::Mon,
+        Day::Tue,
+        Day::Wed,
+        Day::Thu,
+        Day::Fri,
+        Day::Sat,
+        Day::Sun,
+    ];
+
+    /// chrono's weekday.
+    pub fn weekday(self) -> chrono::Weekday {
+        match self {
+            Day::Mon => chrono::Weekday::Mon,
+            Day::Tue => chrono::Weekday::Tue,
+            Day::Wed => chrono::Weekday::Wed,
+            Day::Thu => chrono::Weekday::Thu,
+            Day::Fri => chrono::Weekday::Fri,
+            Day::Sat => chrono::Weekday::Sat,
+            Day::Sun => chrono::Weekday::Sun,
+        }
+    }
+}
+
+/// `escalation.business_hours`: `start`..`end` (wall-clock time in `timezone`, DST
+/// included) on `days`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BusinessHours {
-    /// Start of the day (inclusive).
+    /// Start of the day (inclusive), `HH:MM`. Default `09:00`. On a day where this wall-clock
+    /// time does not exist (clocks spring forward over it) the day starts at the first instant
+    /// after it.
     #[serde(default = "nine")]
     pub start: TimeOfDay,
-    /// End of the day (exclusive).
+    /// End of the day (exclusive), `HH:MM`, after `start`. Default `18:00`.
     #[serde(default = "eighteen")]
     pub end: TimeOfDay,
-    /// IANA time zone.
+    /// IANA time zone (`Europe/Berlin`). Default `UTC`.
     #[serde(default)]
     pub timezone: TimeZone,
-    /// Whether Saturday and Sunday count as business days.
+    /// Business days (`[mon, tue, wed, thu, fri]` by default).
     #[serde(default)]
-    pub include_weekends: bool,
+    pub days: Option<Vec<Day>>,
+    /// Deprecated: `true` means every day (use `days` instead); not allowed together with
+    /// `days`.
+    #[serde(default)]
+    pub include_weekends: Option<bool>,
+}
+
+impl BusinessHours {
+    /// The business days: `days`, else every day with `include_weekends: true`, else Monday to
+    /// Friday.
+    pub fn business_days(&self) -> Vec<Day> {
+        match (&self.days, self.include_weekends) {
+            (Some(days), _) => days.clone(),
+            (None, Some(true)) => Day::ALL.to_vec(),
+            (None, _) => Day::ALL[..5].to_vec(),
+        }
+    }
 }
 
 impl Default for BusinessHours {
@@ -738,7 +951,8 @@ impl Default for BusinessHours {
             start: nine(),
             end: eighteen(),
             timezone: TimeZone::default(),
-            include_weekends: false,
+            days: None,
+            include_weekends: None,
         }
     }
 }

@@ -398,25 +398,119 @@ fn paging(c: &Config, e: &mut Collector) {
     e.check(pg.pagerduty.is_some() || pg.opsgenie.is_some(), p, || {
         "enabled but neither pagerduty nor opsgenie is configured".into()
     });
+    let configured = |provider: PageProvider| match provider {
+        PageProvider::Pagerduty => pg.pagerduty.is_some(),
+        PageProvider::Opsgenie => pg.opsgenie.is_some(),
+    };
     match pg.default_provider {
-        Some(PageProvider::Pagerduty) => e.check(
-            pg.pagerduty.is_some(),
+        Some(provider) => e.check(
+            configured(provider),
             &format!("{p}.default_provider"),
-            || "is pagerduty but the pagerduty section is missing".into(),
+            || format!("is {0} but the {0} section is missing", provider.as_str()),
         ),
-        Some(PageProvider::Opsgenie) => e.check(
-            pg.opsgenie.is_some(),
+        None => e.check(
+            pg.pagerduty.is_none() || pg.opsgenie.is_none(),
             &format!("{p}.default_provider"),
-            || "is opsgenie but the opsgenie section is missing".into(),
+            || "both pagerduty and opsgenie are configured: say which one is the default".into(),
         ),
-        None => {}
+    }
+    for (i, route) in pg.routes.iter().enumerate() {
+        let at = format!("{p}.routes[{i}]");
+        let Some(provider) = route.provider.or(pg.default_provider()) else {
+            continue;
+        };
+        e.check(configured(provider), &format!("{at}.provider"), || {
+            format!(
+                "routes to {0} but the {0} section is missing",
+                provider.as_str()
+            )
+        });
+        e.check(
+            route.routing_key_ref.is_none() || provider == PageProvider::Pagerduty,
+            &format!("{at}.routing_key_ref"),
+            || {
+                format!(
+                    "a routing key only applies to pagerduty, and this route pages {}",
+                    provider.as_str()
+                )
+            },
+        );
+        e.check(
+            route.team.is_none() || provider == PageProvider::Opsgenie,
+            &format!("{at}.team"),
+            || {
+                format!(
+                    "a team only applies to opsgenie, and this route pages {}",
+                    provider.as_str()
+                )
+            },
+        );
+        e.check(
+            route.team.as_deref().is_none_or(|t| !t.trim().is_empty()),
+            &format!("{at}.team"),
+            || "is empty".into(),
+        );
+        e.check(
+            route.provider.is_some() || route.routing_key_ref.is_some() || route.team.is_some(),
+            &at,
+            || "names no provider, routing_key_ref or team: it would change nothing".into(),
+        );
+    }
+    let names: Vec<String> = pg
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.name_at(i))
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        e.check(
+            !names[..i].contains(name) && name != "default",
+            &format!("{p}.routes[{i}].name"),
+            || format!("{name:?} is used twice (or is the reserved name \"default\")"),
+        );
+    }
+    if let Some(og) = &pg.opsgenie {
+        e.check(
+            og.team.as_deref().is_none_or(|t| !t.trim().is_empty()),
+            &format!("{p}.opsgenie.team"),
+            || "is empty".into(),
+        );
+        e.check(
+            !og.confirm_timeout.is_zero(),
+            &format!("{p}.opsgenie.confirm_timeout"),
+            || "must be longer than zero".into(),
+        );
     }
     let bh = &pg.escalation.business_hours;
     e.check(
         bh.start < bh.end,
         &format!("{p}.escalation.business_hours"),
-        || "start must be before end".into(),
+        || {
+            format!(
+                "start ({}) must be before end ({})",
+                bh.start.0.format("%H:%M"),
+                bh.end.0.format("%H:%M")
+            )
+        },
     );
+    e.check(
+        bh.days.is_none() || bh.include_weekends.is_none(),
+        &format!("{p}.escalation.business_hours.include_weekends"),
+        || "is deprecated and cannot be combined with days: list the days instead".into(),
+    );
+    if let Some(days) = &bh.days {
+        e.check(
+            !days.is_empty(),
+            &format!("{p}.escalation.business_hours.days"),
+            || "is empty: list at least one day (mon, tue, wed, thu, fri, sat, sun)".into(),
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        e.check(
+            days.iter().all(|d| seen.insert(*d)),
+            &format!("{p}.escalation.business_hours.days"),
+            || "names a day twice".into(),
+        );
+    }
 }
 
 fn supervision(c: &Config, e: &mut Collector) {
@@ -653,6 +747,15 @@ pub(crate) fn secret_needs(c: &Config) -> Vec<SecretNeed> {
                 &og.api_key_ref,
                 &["api_key"],
             );
+        }
+        for (i, route) in p.routes.iter().enumerate() {
+            if let Some(r) = &route.routing_key_ref {
+                need(
+                    format!("paging_integration.routes[{i}].routing_key_ref"),
+                    r,
+                    &["routing_key"],
+                );
+            }
         }
     }
     if c.tools.enabled {
