@@ -7,6 +7,8 @@
 //! - [`ingest`]: the AlertManager webhook, the `Dedup`, `AlertRouter` and `IntentPublisher`
 //!   actors.
 //! - [`observability`]: query clients for the observability stack (Prometheus).
+//! - [`paging`]: PagerDuty and OpsGenie as facts targets: escalation with business hours,
+//!   routes, deferred pages.
 //! - [`providers`]: one `ProviderCircuit` actor per upstream and the outbound
 //!   [`UpstreamClient`](providers::UpstreamClient) (timeout, bounded body reads, retry with
 //!   backoff and jitter, `Retry-After`, correlation ids, the circuit's verdict), and the one
@@ -22,6 +24,7 @@ pub mod facts;
 pub mod ingest;
 pub mod kubernetes;
 pub mod observability;
+pub mod paging;
 pub mod providers;
 pub mod sli;
 pub mod timer;

@@ -14,12 +14,17 @@
 //! - [`loki`], [`tempo`], [`grafana`]: the observability APIs the query clients call, in
 //!   their real response shapes, on [`faults::Server`], which records requests and injects
 //!   failures, throttling and stalls.
+//! - [`pagerduty`], [`opsgenie`]: the paging APIs (PagerDuty Events API v2 with its dedup
+//!   semantics; OpsGenie's asynchronous Alert API with request-status lookups), also on
+//!   [`faults::Server`].
 
 pub mod argocd;
 pub mod faults;
 pub mod grafana;
 pub mod kube;
 pub mod loki;
+pub mod opsgenie;
+pub mod pagerduty;
 pub mod prometheus;
 pub mod tempo;
 pub mod upstream;
