@@ -299,8 +299,10 @@ mod tests {
 
     #[test]
     fn policies_per_severity() {
-        let mut c = sre_config::Escalation::default();
-        c.medium = EscalationPolicy::Immediate;
+        let c = sre_config::Escalation {
+            medium: EscalationPolicy::Immediate,
+            ..Default::default()
+        };
         let e = Escalation::from_config(&c);
         let saturday = utc("2026-12-05T12:00:00Z");
         assert_eq!(e.decide(FactSeverity::Critical, saturday), Decision::Page);
