@@ -946,3 +946,61 @@ async fn routes_pick_provider_key_and_team_and_follow_ups_keep_the_route() {
         )
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_provider_times_out_as_unavailable() {
+    let pd = FakePagerDuty::start().await;
+    let r = rig(&pagerduty_yaml(&pd.url())).await;
+    pd.fail_with(Reply::Stall);
+    let f = created_fact("inc-1", created(FactSeverity::Critical, "checkout"));
+    let err = r
+        .target("pagerduty")
+        .apply(&f, &IncidentEntry::new("inc-1"), at(MONDAY_NOON))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ActionError::Unavailable { reason, .. } if reason.contains("timed out")),
+        "{err:?}"
+    );
+    assert_eq!(pd.incidents_opened(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wake_up_after_the_window_waits_for_the_next_one_and_the_gauge_is_seeded() {
+    let pd = FakePagerDuty::start().await;
+    let r = rig(&pagerduty_yaml(&pd.url())).await;
+    let t = r.target("pagerduty");
+    let f = created_fact("inc-1", created(FactSeverity::High, "checkout"));
+    let e0 = IncidentEntry::new("inc-1");
+    let rec = t
+        .apply(&f, &e0, at("2026-12-05T10:00:00Z"))
+        .await
+        .unwrap()
+        .unwrap();
+    let e1 = after(&e0, &f, "pagerduty", Some(rec));
+
+    // A restart: fresh metrics learn the deferred page from the ledger.
+    let fresh = PagingMetrics::default();
+    fresh.observe_entry(&e1);
+    assert_eq!(fresh.deferred(), 1);
+    fresh.observe_entry(&e1);
+    assert_eq!(fresh.deferred(), 1, "an entry counts once");
+
+    // The pod was down all Monday: woken at 19:00, the page waits for Tuesday 09:00.
+    let rec = t
+        .fire_due(&e1, at("2026-12-07T19:00:00Z"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.state, "deferred");
+    assert_eq!(rec.due, Some(at("2026-12-08T09:00:00Z")));
+    assert!(pd.requests().is_empty());
+    let e2 = after(&e1, &f, "pagerduty", Some(rec));
+    let rec = t
+        .fire_due(&e2, at("2026-12-08T09:00:00Z"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.state, "triggered");
+    assert_eq!(pd.incidents_opened(), 1);
+}
