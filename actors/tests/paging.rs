@@ -464,11 +464,17 @@ async fn pagerduty_down_is_unavailable_and_opens_its_circuit() {
     pd.fail_with(Reply::status(503));
     let f = created_fact("inc-1", created(FactSeverity::Critical, "checkout"));
     let e = IncidentEntry::new("inc-1");
+    pd.fail_with(Reply::Respond {
+        status: 503,
+        headers: Vec::new(),
+        body: format!("{{\"message\":\"overloaded while handling {PD_KEY}\"}}"),
+    });
     let err = t.apply(&f, &e, at(MONDAY_NOON)).await.unwrap_err();
     assert!(
-        matches!(&err, ActionError::Unavailable { target: "pagerduty", reason, .. } if reason.contains("HTTP 503")),
+        matches!(&err, ActionError::Unavailable { target: "pagerduty", reason, .. } if reason.contains("HTTP 503") && reason.contains("[redacted]")),
         "{err:?}"
     );
+    assert!(!format!("{err:?}").contains(PD_KEY));
     assert_eq!(pd.requests().len(), 3, "retried by the upstream client");
     let _ = t.apply(&f, &e, at(MONDAY_NOON)).await.unwrap_err();
     assert_eq!(r.circuit("pagerduty"), CircuitState::Open);

@@ -543,8 +543,9 @@ pub(crate) fn scrub(text: &str, secret: &str) -> String {
 }
 
 /// An upstream failure as an action error: the provider is down, throttling, or its circuit is
-/// open — the fact waits; a request that could not even be built is rejected.
-pub(crate) fn upstream_error(target: &'static str, e: UpstreamError) -> ActionError {
+/// open — the fact waits; a request that could not even be built is rejected. `secret` is
+/// scrubbed from the text (a 5xx body may echo the request).
+pub(crate) fn upstream_error(target: &'static str, e: UpstreamError, secret: &str) -> ActionError {
     let retry_after = match &e {
         UpstreamError::CircuitOpen { retry_in, .. } => Some(*retry_in),
         UpstreamError::Throttled { retry_after, .. } => *retry_after,
@@ -553,11 +554,11 @@ pub(crate) fn upstream_error(target: &'static str, e: UpstreamError) -> ActionEr
     match e {
         UpstreamError::Request { message, .. } => ActionError::Rejected {
             target,
-            reason: format!("invalid request: {message}"),
+            reason: scrub(&format!("invalid request: {message}"), secret),
         },
         e => ActionError::Unavailable {
             target,
-            reason: e.to_string(),
+            reason: scrub(&e.to_string(), secret),
             retry_after,
         },
     }

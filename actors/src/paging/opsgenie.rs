@@ -136,7 +136,7 @@ impl OpsGenie {
                     .json(&body)
             })
             .await
-            .map_err(|e| upstream_error(TARGET, e))?;
+            .map_err(|e| upstream_error(TARGET, e, self.key.expose()))?;
         let status = resp.status().as_u16();
         let answer: Answer = resp.json().unwrap_or_default();
         if !resp.status().is_success() {
@@ -181,7 +181,7 @@ impl OpsGenie {
                         .header(AUTHORIZATION, self.genie_key())
                 })
                 .await
-                .map_err(|e| upstream_error(TARGET, e))?;
+                .map_err(|e| upstream_error(TARGET, e, self.key.expose()))?;
             let status = resp.status().as_u16();
             if resp.status().is_success() {
                 let found: Found = resp.json().map_err(|e| ActionError::Unavailable {

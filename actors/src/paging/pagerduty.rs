@@ -129,7 +129,7 @@ impl PagerDuty {
                 http.post(self.enqueue.clone()).json(&event)
             })
             .await
-            .map_err(|e| upstream_error(TARGET, e))?;
+            .map_err(|e| upstream_error(TARGET, e, key.expose()))?;
         let status = resp.status().as_u16();
         let body: Answer = resp.json().unwrap_or_default();
         if resp.status().is_success() {
