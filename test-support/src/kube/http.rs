@@ -100,7 +100,11 @@ const MAX_WRITE_BODY: usize = 8 << 20;
 
 pub(super) async fn handle(State(sh): State<Arc<Shared>>, req: axum::extract::Request) -> Response {
     let (mut parts, body) = req.into_parts();
-    let (method, uri, headers) = (parts.method.clone(), parts.uri.clone(), parts.headers.clone());
+    let (method, uri, headers) = (
+        parts.method.clone(),
+        parts.uri.clone(),
+        parts.headers.clone(),
+    );
     let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let body = match axum::body::to_bytes(body, MAX_WRITE_BODY).await {
         Ok(b) => b,

@@ -75,8 +75,8 @@ mod watches;
 
 pub use builders::*;
 use discovery::*;
-pub use exec::{ExecCall, ExecReply, EXEC_PROTOCOLS};
 use exec::*;
+pub use exec::{ExecCall, ExecReply, EXEC_PROTOCOLS};
 use http::*;
 use list::*;
 use logs::*;

@@ -196,7 +196,14 @@ fn patch(st: &mut Store, ty: usize, key: &(String, String), m: &Mutation) -> (u1
     }
     if let Some(manager) = &m.field_manager {
         let fields = leaves(&m.body);
-        set_managed(&mut obj, manager, "Update", &fields, &st.types[ty], st.now());
+        set_managed(
+            &mut obj,
+            manager,
+            "Update",
+            &fields,
+            &st.types[ty],
+            st.now(),
+        );
     }
     if m.dry_run {
         return (200, json_response(obj));
@@ -214,7 +221,10 @@ fn apply(st: &mut Store, ty: usize, key: &(String, String), m: &Mutation) -> (u1
     };
     let applied = &m.body;
     if !applied.is_object() {
-        return (400, bad_request("the applied configuration is not an object"));
+        return (
+            400,
+            bad_request("the applied configuration is not an object"),
+        );
     }
     if applied["apiVersion"] != json!(t.api_version()) || applied["kind"] != json!(t.kind) {
         let msg = format!(
@@ -261,7 +271,10 @@ fn apply(st: &mut Store, ty: usize, key: &(String, String), m: &Mutation) -> (u1
     let code = if live.is_some() { 200 } else { 201 };
     let stored = if m.dry_run {
         st.prepare(ty, &mut obj);
-        if let Some(rv) = live.as_ref().map(|l| l["metadata"]["resourceVersion"].clone()) {
+        if let Some(rv) = live
+            .as_ref()
+            .map(|l| l["metadata"]["resourceVersion"].clone())
+        {
             obj["metadata"]["resourceVersion"] = rv;
         }
         obj
@@ -394,9 +407,7 @@ fn conflicts(
         }
         let owned = from_fields_v1(&entry["fieldsV1"]);
         for f in fields {
-            let overlaps = owned
-                .iter()
-                .any(|o| o.starts_with(f) || f.starts_with(o));
+            let overlaps = owned.iter().any(|o| o.starts_with(f) || f.starts_with(o));
             if overlaps && at(live, f) != at(applied, f) {
                 out.push((other.to_owned(), format!(".{}", f.join("."))));
             }

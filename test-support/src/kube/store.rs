@@ -126,11 +126,7 @@ impl Store {
 
     /// Fills in what storing `obj` would (namespace, uid, creation time) without storing it;
     /// returns its key and the object it would replace.
-    pub(super) fn prepare(
-        &self,
-        ty: usize,
-        obj: &mut Value,
-    ) -> ((String, String), Option<Value>) {
+    pub(super) fn prepare(&self, ty: usize, obj: &mut Value) -> ((String, String), Option<Value>) {
         let namespaced = self.types[ty].namespaced;
         let kind = self.types[ty].kind.clone();
         let name = obj["metadata"]["name"]
