@@ -264,6 +264,10 @@ fn apply(st: &mut Store, ty: usize, key: &(String, String), m: &Mutation) -> (u1
         }
         None => applied.clone(),
     };
+    // The object lives where the URL says (the body may leave its namespace out).
+    if t.namespaced {
+        obj["metadata"]["namespace"] = json!(key.0);
+    }
     if m.force {
         disown(&mut obj, &manager, &fields);
     }
