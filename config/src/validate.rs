@@ -24,6 +24,7 @@ pub(crate) fn validate(c: &Config, e: &mut Collector) {
     supervision(c, e);
     intents(c, e);
     server(c, e);
+    crate::tools::validate_write_policy(c, e);
 }
 
 /// The longest dedup window accepted: a day. Longer is a typo (`5h` for `5m`) or a design
