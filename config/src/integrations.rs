@@ -590,7 +590,7 @@ pub struct TicketingIntegration {
     /// configured; required when both are.
     #[serde(default)]
     pub default_provider: Option<TicketProvider>,
-    /// Jira Cloud (REST v3) or Data Center.
+    /// Jira Cloud (REST v3).
     #[serde(default)]
     pub jira: Option<JiraConfig>,
     /// GitHub Issues.
@@ -652,19 +652,6 @@ pub struct TicketRoute {
     pub repo: Option<String>,
 }
 
-/// How the program authenticates to Jira.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum JiraAuth {
-    /// Jira Cloud: basic auth with the secret's `email` and `api_token`.
-    #[default]
-    Cloud,
-    /// Jira Data Center / Server: `Authorization: Bearer` with the secret's `token` (a
-    /// personal access token). Data Center serves the same v3-shaped calls used here under
-    /// `/rest/api/2` except ADF: see the README for what differs.
-    DataCenter,
-}
-
 /// `ticketing_integration.jira`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -673,12 +660,8 @@ pub struct JiraConfig {
     pub base_url: Url,
     /// Project key (`SRE`).
     pub project_key: String,
-    /// Secret with keys `email` and `api_token` (`auth: cloud`) or `token` (`auth:
-    /// data_center`).
+    /// Secret with keys `email` and `api_token` (basic auth; Jira Cloud).
     pub secret_ref: SecretRef,
-    /// `cloud` (default) or `data_center`.
-    #[serde(default)]
-    pub auth: JiraAuth,
     /// Issue type of created tickets. Default `Task`, which every new Jira Software project
     /// has (`Incident` exists only in Jira Service Management projects).
     #[serde(default = "default_issue_type")]

@@ -716,10 +716,7 @@ pub(crate) fn secret_needs(c: &Config) -> Vec<SecretNeed> {
             need(
                 "ticketing_integration.jira.secret_ref".into(),
                 &j.secret_ref,
-                match j.auth {
-                    crate::JiraAuth::Cloud => &["email", "api_token"],
-                    crate::JiraAuth::DataCenter => &["token"],
-                },
+                &["email", "api_token"],
             );
         }
         if let Some(g) = &t.github {

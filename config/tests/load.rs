@@ -447,7 +447,6 @@ ticketing_integration:
     base_url: https://x.atlassian.net
     project_key: SRE
     secret_ref: platform/jira
-    auth: data_center
     labels: ["two words"]
   github:
     repo: org/incidents
@@ -491,5 +490,5 @@ ticketing_integration:
         .iter()
         .find(|n| n.path == "ticketing_integration.jira.secret_ref")
         .unwrap();
-    assert_eq!(jira.keys, ["token"], "data center uses a bearer PAT");
+    assert_eq!(jira.keys, ["email", "api_token"]);
 }

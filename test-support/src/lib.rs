@@ -14,10 +14,15 @@
 //! - [`loki`], [`tempo`], [`grafana`]: the observability APIs the query clients call, in
 //!   their real response shapes, on [`faults::Server`], which records requests and injects
 //!   failures, throttling and stalls.
+//! - [`jira`], [`github`]: Jira Cloud's and GitHub's issue APIs (ADF bodies, JQL search with
+//!   `nextPageToken`, transitions; labels, issues and comments with `Link` paging), with their
+//!   rate-limit answers, on [`faults::Server`] too.
 
 pub mod argocd;
 pub mod faults;
+pub mod github;
 pub mod grafana;
+pub mod jira;
 pub mod kube;
 pub mod loki;
 pub mod prometheus;
