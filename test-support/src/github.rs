@@ -103,7 +103,9 @@ pub fn primary_limit(reset_in_secs: u64) -> Reply {
         .with_header("x-ratelimit-used", "5000")
         .with_header("x-ratelimit-reset", &reset.to_string())
         .with_header("x-ratelimit-resource", "core")
-        .with_body(json!({"message": "API rate limit exceeded for user ID 1.", "documentation_url": DOCS}))
+        .with_body(
+            json!({"message": "API rate limit exceeded for user ID 1.", "documentation_url": DOCS}),
+        )
 }
 
 /// A secondary rate limit: `403` with `retry-after` (the remaining primary quota is not 0).
@@ -130,7 +132,13 @@ impl FakeGithub {
 
     /// The issues (pull requests excluded).
     pub fn issues(&self) -> Vec<Issue> {
-        self.with_state(|g| g.issues.iter().filter(|i| !i.pull_request).cloned().collect())
+        self.with_state(|g| {
+            g.issues
+                .iter()
+                .filter(|i| !i.pull_request)
+                .cloned()
+                .collect()
+        })
     }
 
     /// The labels.
@@ -161,7 +169,11 @@ impl FakeGithub {
 }
 
 fn message(status: StatusCode, text: &str) -> Response {
-    (status, Json(json!({"message": text, "documentation_url": DOCS}))).into_response()
+    (
+        status,
+        Json(json!({"message": text, "documentation_url": DOCS})),
+    )
+        .into_response()
 }
 
 fn ensure_label(g: &mut Github, name: &str) {
@@ -241,7 +253,10 @@ fn handle(state: &Mutex<Github>, req: Request) -> Response {
     h.insert("x-ratelimit-limit", HeaderValue::from_static("5000"));
     h.entry("x-ratelimit-remaining")
         .or_insert(HeaderValue::from_static("4999"));
-    h.insert("x-github-api-version-selected", HeaderValue::from_static("2022-11-28"));
+    h.insert(
+        "x-github-api-version-selected",
+        HeaderValue::from_static("2022-11-28"),
+    );
     resp
 }
 
@@ -315,7 +330,11 @@ fn route(g: &mut Github, req: &Request) -> Response {
             };
             let labels: Vec<String> = body["labels"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|l| l.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|l| l.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
             for l in &labels {
                 ensure_label(g, l);
@@ -336,7 +355,8 @@ fn route(g: &mut Github, req: &Request) -> Response {
         }
         (m, ["issues", n, tail @ ..]) => {
             let page_size = g.page_size;
-            let Some(i) = number(n).and_then(|n| g.issues.iter_mut().find(|i| i.number == n)) else {
+            let Some(i) = number(n).and_then(|n| g.issues.iter_mut().find(|i| i.number == n))
+            else {
                 return message(StatusCode::NOT_FOUND, "Not Found");
             };
             match (m, tail) {
@@ -376,7 +396,11 @@ fn route(g: &mut Github, req: &Request) -> Response {
                 (&Method::POST, ["labels"]) => {
                     let add: Vec<String> = body["labels"]
                         .as_array()
-                        .map(|a| a.iter().filter_map(|l| l.as_str().map(str::to_owned)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|l| l.as_str().map(str::to_owned))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     for l in &add {
                         if !i.labels.contains(l) {

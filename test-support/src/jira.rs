@@ -61,8 +61,11 @@ pub const WORKFLOW: [Status; 3] = [
 ];
 
 /// Transition ids and names, one per target status of [`WORKFLOW`].
-const TRANSITIONS: [(&str, &str, usize); 3] =
-    [("11", "To Do", 0), ("21", "In Progress", 1), ("31", "Done", 2)];
+const TRANSITIONS: [(&str, &str, usize); 3] = [
+    ("11", "To Do", 0),
+    ("21", "In Progress", 1),
+    ("31", "Done", 2),
+];
 
 /// An issue.
 #[derive(Clone, Debug)]
@@ -171,7 +174,15 @@ impl FakeJira {
     /// Adds an issue as if created earlier (labels given); returns its key.
     pub fn seed(&self, project: &str, summary: &str, labels: &[&str]) -> String {
         self.with_state(|j| {
-            let issue = new_issue(j, project, summary, "Task", None, labels.iter().map(|l| l.to_string()).collect(), json!({"type":"doc","version":1,"content":[]}));
+            let issue = new_issue(
+                j,
+                project,
+                summary,
+                "Task",
+                None,
+                labels.iter().map(|l| l.to_string()).collect(),
+                json!({"type":"doc","version":1,"content":[]}),
+            );
             issue.key.clone()
         })
     }
@@ -356,7 +367,9 @@ fn handle(state: &Mutex<Jira>, req: Request) -> Response {
                 }
                 None => errors(
                     StatusCode::BAD_REQUEST,
-                    &[&format!("Transition id '{id}' is not valid for this issue.")],
+                    &[&format!(
+                        "Transition id '{id}' is not valid for this issue."
+                    )],
                     json!({}),
                 ),
             }
@@ -372,13 +385,19 @@ fn create(j: &mut Jira, base: &str, body: &Value) -> Response {
     if !j.projects.contains(&project) {
         errs.insert("project".into(), "valid project is required".into());
     }
-    let issue_type = f["issuetype"]["name"].as_str().unwrap_or_default().to_owned();
+    let issue_type = f["issuetype"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     if !j.issue_types.contains(&issue_type) {
         errs.insert("issuetype".into(), "Specify a valid issue type".into());
     }
     let summary = f["summary"].as_str().unwrap_or_default().to_owned();
     if summary.trim().is_empty() {
-        errs.insert("summary".into(), "You must specify a summary of the issue.".into());
+        errs.insert(
+            "summary".into(),
+            "You must specify a summary of the issue.".into(),
+        );
     } else if summary.chars().count() > 255 || summary.contains('\n') {
         errs.insert(
             "summary".into(),
@@ -433,11 +452,7 @@ fn create(j: &mut Jira, base: &str, body: &Value) -> Response {
 
 fn search(j: &Jira, base: &str, body: &Value) -> Response {
     let jql = body["jql"].as_str().unwrap_or_default();
-    let clause = jql
-        .split(" ORDER BY ")
-        .next()
-        .unwrap_or_default()
-        .trim();
+    let clause = jql.split(" ORDER BY ").next().unwrap_or_default().trim();
     let label = clause
         .strip_prefix("labels = \"")
         .and_then(|r| r.strip_suffix('"'))
@@ -445,7 +460,9 @@ fn search(j: &Jira, base: &str, body: &Value) -> Response {
     let Some(label) = label else {
         return errors(
             StatusCode::BAD_REQUEST,
-            &[&format!("Error in the JQL Query: the fake understands only labels = \"…\" (got {jql:?})")],
+            &[&format!(
+                "Error in the JQL Query: the fake understands only labels = \"…\" (got {jql:?})"
+            )],
             json!({}),
         );
     };
@@ -467,7 +484,11 @@ fn search(j: &Jira, base: &str, body: &Value) -> Response {
         .map_or(50, |m| m as usize)
         .min(j.page_size)
         .max(1);
-    let hits: Vec<&Issue> = j.issues.iter().filter(|i| i.labels.contains(&label)).collect();
+    let hits: Vec<&Issue> = j
+        .issues
+        .iter()
+        .filter(|i| i.labels.contains(&label))
+        .collect();
     let page: Vec<Value> = hits
         .iter()
         .skip(start)

@@ -61,7 +61,9 @@ pub fn target(
     if !g.annotations.enabled {
         return Ok(None);
     }
-    let client = providers.client("grafana").ok_or(AnnotationError::NoClient)?;
+    let client = providers
+        .client("grafana")
+        .ok_or(AnnotationError::NoClient)?;
     let api_key = match &g.secret_ref {
         Some(r) => Some(secrets.read(r, "api_key")?),
         None => None,
@@ -157,7 +159,9 @@ fn ticket_url(entry: &IncidentEntry) -> Option<&str> {
 }
 
 fn parse_ids(key: &str) -> Vec<i64> {
-    key.split(',').filter_map(|s| s.trim().parse().ok()).collect()
+    key.split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
 }
 
 fn join_ids(ids: &[i64]) -> String {
@@ -166,7 +170,11 @@ fn join_ids(ids: &[i64]) -> String {
 
 impl AnnotationTarget {
     /// Annotations on `dashboard_uids`, or organisation-wide when empty.
-    pub fn new(grafana: GrafanaClient, dashboard_uids: Vec<String>, metrics: TicketMetrics) -> Self {
+    pub fn new(
+        grafana: GrafanaClient,
+        dashboard_uids: Vec<String>,
+        metrics: TicketMetrics,
+    ) -> Self {
         let dashboards = if dashboard_uids.is_empty() {
             vec![None]
         } else {
@@ -194,7 +202,12 @@ impl AnnotationTarget {
     }
 
     /// The incident's annotation on every configured dashboard: found, else created.
-    async fn ensure(&self, fact: &Fact, created: &Created, ticket: Option<&str>) -> Result<Vec<i64>, ActionError> {
+    async fn ensure(
+        &self,
+        fact: &Fact,
+        created: &Created,
+        ticket: Option<&str>,
+    ) -> Result<Vec<i64>, ActionError> {
         let cid = fact.correlation_id.as_str();
         let have = self.existing(&fact.incident_id, cid).await?;
         let mut tags = vec![
@@ -233,9 +246,19 @@ impl AnnotationTarget {
 
     /// Sets the end time (and the text, when given) of every annotation in `ids`; one that
     /// is gone from Grafana is skipped.
-    async fn end(&self, ids: &[i64], at: DateTime<Utc>, text: Option<&str>, cid: &str) -> Result<(), ActionError> {
+    async fn end(
+        &self,
+        ids: &[i64],
+        at: DateTime<Utc>,
+        text: Option<&str>,
+        cid: &str,
+    ) -> Result<(), ActionError> {
         for id in ids {
-            let r = match self.grafana.update_annotation(*id, text, Some(at), Some(cid)).await {
+            let r = match self
+                .grafana
+                .update_annotation(*id, text, Some(at), Some(cid))
+                .await
+            {
                 Err(GrafanaError::NotFound(_)) => {
                     tracing::warn!(id, "the incident's annotation is gone from Grafana");
                     Ok(())
@@ -274,7 +297,10 @@ impl AnnotationTarget {
                 }
                 let ids = self.ensure(fact, created, ticket).await?;
                 let mut detail = BTreeMap::new();
-                detail.insert("start_ms".into(), fact.occurred_at.timestamp_millis().to_string());
+                detail.insert(
+                    "start_ms".into(),
+                    fact.occurred_at.timestamp_millis().to_string(),
+                );
                 Ok(record("open", &ids, detail))
             }
             FactBody::IncidentAcknowledged { .. } => {
@@ -288,7 +314,11 @@ impl AnnotationTarget {
                     if detail.get("ticket_url").map(String::as_str) != Some(url) {
                         let body = text(created, Some(url));
                         for id in &ids {
-                            let r = match self.grafana.update_annotation(*id, Some(&body), None, Some(cid)).await {
+                            let r = match self
+                                .grafana
+                                .update_annotation(*id, Some(&body), None, Some(cid))
+                                .await
+                            {
                                 Err(GrafanaError::NotFound(_)) => Ok(()),
                                 other => other.map_err(to_action),
                             };
@@ -305,7 +335,10 @@ impl AnnotationTarget {
                     return Ok(record("ended", &ids, p.detail.clone()));
                 }
                 let (ids, mut detail) = match prev {
-                    Some(p) => (parse_ids(p.key.as_deref().unwrap_or_default()), p.detail.clone()),
+                    Some(p) => (
+                        parse_ids(p.key.as_deref().unwrap_or_default()),
+                        p.detail.clone(),
+                    ),
                     None => {
                         // No record: a crash after the create, before the ledger write, or an
                         // incident annotated before this target's records existed.

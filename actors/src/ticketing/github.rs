@@ -166,12 +166,13 @@ impl GithubClient {
         client: UpstreamClient,
         secrets: &SecretStore,
     ) -> Result<Self, TicketingError> {
-        let token = secrets
-            .read(&g.secret_ref, "token")
-            .map_err(|source| TicketingError::Secret {
-                provider: TARGET,
-                source,
-            })?;
+        let token =
+            secrets
+                .read(&g.secret_ref, "token")
+                .map_err(|source| TicketingError::Secret {
+                    provider: TARGET,
+                    source,
+                })?;
         Ok(GithubClient::new(client, g.api_url.clone(), token))
     }
 
@@ -214,7 +215,10 @@ impl GithubClient {
                     .request(method.clone(), url.clone())
                     .header(ACCEPT, "application/vnd.github+json")
                     .header("x-github-api-version", API_VERSION)
-                    .header(USER_AGENT, concat!("sre-integration/", env!("CARGO_PKG_VERSION")))
+                    .header(
+                        USER_AGENT,
+                        concat!("sre-integration/", env!("CARGO_PKG_VERSION")),
+                    )
                     .header(AUTHORIZATION, format!("Bearer {}", self.token.expose()));
                 match body {
                     Some(v) => b.json(v),
@@ -296,7 +300,9 @@ impl GithubClient {
         let resp = self
             .raw(correlation_id, Method::POST, url, Some(&body), false)
             .await?;
-        if resp.status().as_u16() == 422 && String::from_utf8_lossy(resp.body()).contains("already_exists") {
+        if resp.status().as_u16() == 422
+            && String::from_utf8_lossy(resp.body()).contains("already_exists")
+        {
             return Ok(());
         }
         Self::check(resp).map(|_| ())
@@ -324,7 +330,12 @@ impl GithubClient {
             .collect();
         found.sort_by_key(|i| i.number);
         if found.len() > 1 {
-            tracing::warn!(repo, label, count = found.len(), "more than one GitHub issue carries the incident's label; using the oldest");
+            tracing::warn!(
+                repo,
+                label,
+                count = found.len(),
+                "more than one GitHub issue carries the incident's label; using the oldest"
+            );
         }
         Ok(found.into_iter().next())
     }
@@ -357,7 +368,10 @@ impl GithubClient {
         let n = number.to_string();
         let mut url = self.url(repo, &["issues", &n, "comments"])?;
         url.query_pairs_mut()
-            .append_pair("since", &since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .append_pair(
+                "since",
+                &since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )
             .append_pair("per_page", "100");
         let items = self.list(correlation_id, url).await?;
         Ok(items
@@ -376,9 +390,15 @@ impl GithubClient {
     ) -> Result<(), ActionError> {
         let n = number.to_string();
         let url = self.url(repo, &["issues", &n, "comments"])?;
-        self.call(correlation_id, Method::POST, url, Some(&json!({ "body": body })), true)
-            .await
-            .map(|_| ())
+        self.call(
+            correlation_id,
+            Method::POST,
+            url,
+            Some(&json!({ "body": body })),
+            true,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Adds labels to the issue (idempotent).
@@ -391,13 +411,24 @@ impl GithubClient {
     ) -> Result<(), ActionError> {
         let n = number.to_string();
         let url = self.url(repo, &["issues", &n, "labels"])?;
-        self.call(correlation_id, Method::POST, url, Some(&json!({ "labels": labels })), false)
-            .await
-            .map(|_| ())
+        self.call(
+            correlation_id,
+            Method::POST,
+            url,
+            Some(&json!({ "labels": labels })),
+            false,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Closes the issue as completed (idempotent).
-    pub async fn close(&self, repo: &str, number: u64, correlation_id: &str) -> Result<(), ActionError> {
+    pub async fn close(
+        &self,
+        repo: &str,
+        number: u64,
+        correlation_id: &str,
+    ) -> Result<(), ActionError> {
         let n = number.to_string();
         let url = self.url(repo, &["issues", &n])?;
         let body = json!({"state": "closed", "state_reason": "completed"});
@@ -466,7 +497,9 @@ impl GithubTarget {
                 tracing::info!(repo, number, "this fact's comment is already on the issue");
                 return Ok(());
             }
-            self.github.add_comment(repo, number, &note.markdown(), cid).await
+            self.github
+                .add_comment(repo, number, &note.markdown(), cid)
+                .await
         }
         .await;
         self.count("comment", r)
@@ -489,10 +522,22 @@ impl GithubTarget {
         let mut labels = vec![label.clone(), severity.clone()];
         let r = async {
             self.github
-                .ensure_label(repo, &label, "5319e7", "Incident tracked by sre-integration", cid)
+                .ensure_label(
+                    repo,
+                    &label,
+                    "5319e7",
+                    "Incident tracked by sre-integration",
+                    cid,
+                )
                 .await?;
             self.github
-                .ensure_label(repo, &severity, severity_color(created.severity), "Incident severity", cid)
+                .ensure_label(
+                    repo,
+                    &severity,
+                    severity_color(created.severity),
+                    "Incident severity",
+                    cid,
+                )
                 .await?;
             for l in &self.labels {
                 if !labels.contains(l) {
@@ -541,10 +586,14 @@ impl GithubTarget {
                             target: TARGET,
                             reason: format!("ledger key {:?} is not an issue number", rec.key),
                         })?;
-                    let repo = rec.detail.get("repo").cloned().ok_or_else(|| ActionError::Rejected {
-                        target: TARGET,
-                        reason: "ledger record has no repo".into(),
-                    })?;
+                    let repo =
+                        rec.detail
+                            .get("repo")
+                            .cloned()
+                            .ok_or_else(|| ActionError::Rejected {
+                                target: TARGET,
+                                reason: "ledger record has no repo".into(),
+                            })?;
                     (number, repo, rec.state.clone(), rec.detail.clone())
                 }
                 Plan::Open(created) => {
@@ -572,7 +621,13 @@ impl GithubTarget {
                 }
                 let r = async {
                     self.github
-                        .ensure_label(&repo, &self.resolved_label, "0e8a16", "Incident resolved", cid)
+                        .ensure_label(
+                            &repo,
+                            &self.resolved_label,
+                            "0e8a16",
+                            "Incident resolved",
+                            cid,
+                        )
                         .await?;
                     self.github
                         .add_labels(&repo, number, &[self.resolved_label.as_str()], cid)
@@ -632,6 +687,9 @@ mod tests {
     #[test]
     fn error_text_reads_message_and_errors() {
         let b = br#"{"message":"Validation Failed","errors":[{"resource":"Label","code":"already_exists","field":"name"}]}"#;
-        assert_eq!(error_text(b), "Validation Failed; Label name already_exists");
+        assert_eq!(
+            error_text(b),
+            "Validation Failed; Label name already_exists"
+        );
     }
 }

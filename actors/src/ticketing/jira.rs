@@ -286,7 +286,13 @@ impl JiraClient {
                 body["nextPageToken"] = t.clone().into();
             }
             let resp = self
-                .call(correlation_id, Method::POST, url.clone(), Some(&body), false)
+                .call(
+                    correlation_id,
+                    Method::POST,
+                    url.clone(),
+                    Some(&body),
+                    false,
+                )
                 .await?;
             let page: Page = decode(&resp)?;
             found.extend(page.issues);
@@ -475,10 +481,7 @@ impl JiraTarget {
         JiraTarget {
             jira,
             issue_type: config.issue_type.clone(),
-            priorities: config
-                .priorities
-                .enabled
-                .then(|| config.priorities.clone()),
+            priorities: config.priorities.enabled.then(|| config.priorities.clone()),
             labels: config.labels.clone(),
             resolve_transition: config.resolve_transition.clone(),
             close_transition: config.close_transition.clone(),
@@ -538,7 +541,12 @@ impl JiraTarget {
     }
 
     /// Moves the issue to `wanted` unless it is there; returns the status it ends in.
-    async fn move_to(&self, key: &str, wanted: Wanted<'_>, cid: &str) -> Result<String, ActionError> {
+    async fn move_to(
+        &self,
+        key: &str,
+        wanted: Wanted<'_>,
+        cid: &str,
+    ) -> Result<String, ActionError> {
         let r = async {
             let now = self.jira.status(key, cid).await?;
             let there = match wanted {
@@ -551,15 +559,19 @@ impl JiraTarget {
             let all = self.jira.transitions(key, cid).await?;
             let pick = all.iter().find(|t| match wanted {
                 Wanted::Done => t.to.category == "done",
-                Wanted::Named(n) => t.name.eq_ignore_ascii_case(n) || t.to.name.eq_ignore_ascii_case(n),
+                Wanted::Named(n) => {
+                    t.name.eq_ignore_ascii_case(n) || t.to.name.eq_ignore_ascii_case(n)
+                }
             });
             let Some(t) = pick else {
                 let what = match wanted {
                     Wanted::Done => "into the done category".to_owned(),
                     Wanted::Named(n) => format!("named {n:?}"),
                 };
-                let available: Vec<String> =
-                    all.iter().map(|t| format!("{} → {}", t.name, t.to.name)).collect();
+                let available: Vec<String> = all
+                    .iter()
+                    .map(|t| format!("{} → {}", t.name, t.to.name))
+                    .collect();
                 return Err(ActionError::Rejected {
                     target: TARGET,
                     reason: capped(&format!(
@@ -583,42 +595,46 @@ impl JiraTarget {
         now: DateTime<Utc>,
     ) -> Result<Option<TargetRecord>, ActionError> {
         let cid = fact.correlation_id.as_str();
-        let (key, project, mut state, mut detail) =
-            match plan(TARGET, fact, entry, self.create_for_resolved) {
-                Plan::Skip => {
+        let (key, project, mut state, mut detail) = match plan(
+            TARGET,
+            fact,
+            entry,
+            self.create_for_resolved,
+        ) {
+            Plan::Skip => {
+                self.metrics.ticket(TARGET, "skip", "success");
+                return Ok(None);
+            }
+            Plan::Existing(rec) => (
+                rec.key.clone().unwrap_or_default(),
+                rec.detail.get("project").cloned().unwrap_or_default(),
+                rec.state.clone(),
+                rec.detail.clone(),
+            ),
+            Plan::Open(created) => {
+                let Some(Destination::Jira { project }) = self.router.route(created) else {
                     self.metrics.ticket(TARGET, "skip", "success");
                     return Ok(None);
-                }
-                Plan::Existing(rec) => (
-                    rec.key.clone().unwrap_or_default(),
-                    rec.detail.get("project").cloned().unwrap_or_default(),
-                    rec.state.clone(),
-                    rec.detail.clone(),
-                ),
-                Plan::Open(created) => {
-                    let Some(Destination::Jira { project }) = self.router.route(created) else {
-                        self.metrics.ticket(TARGET, "skip", "success");
-                        return Ok(None);
-                    };
-                    let label = incident_label(&fact.incident_id);
-                    let found = self.jira.find_by_label(&label, cid).await;
-                    let found = self.count("found", found)?;
-                    let (key, state) = match found {
-                        Some(issue) => {
-                            tracing::info!(key = %issue.key, incident = %fact.incident_id, "found the incident's existing Jira issue");
-                            (issue.key, "found")
-                        }
-                        None => {
-                            let fields = self.fields(&fact.incident_id, &project, created);
-                            let made = self.jira.create_issue(fields, cid).await;
-                            let made = self.count("create", made)?;
-                            tracing::info!(key = %made.key, incident = %fact.incident_id, "opened a Jira issue");
-                            (made.key, "created")
-                        }
-                    };
-                    (key, project, state.to_owned(), Default::default())
-                }
-            };
+                };
+                let label = incident_label(&fact.incident_id);
+                let found = self.jira.find_by_label(&label, cid).await;
+                let found = self.count("found", found)?;
+                let (key, state) = match found {
+                    Some(issue) => {
+                        tracing::info!(key = %issue.key, incident = %fact.incident_id, "found the incident's existing Jira issue");
+                        (issue.key, "found")
+                    }
+                    None => {
+                        let fields = self.fields(&fact.incident_id, &project, created);
+                        let made = self.jira.create_issue(fields, cid).await;
+                        let made = self.count("create", made)?;
+                        tracing::info!(key = %made.key, incident = %fact.incident_id, "opened a Jira issue");
+                        (made.key, "created")
+                    }
+                };
+                (key, project, state.to_owned(), Default::default())
+            }
+        };
         match &fact.body {
             FactBody::IncidentCreated(_) => {}
             FactBody::IncidentAcknowledged { .. } => {
@@ -631,7 +647,10 @@ impl JiraTarget {
                 if let Some(note) = render::note(fact) {
                     self.comment_once(&key, &note, cid).await?;
                 }
-                let wanted = self.resolve_transition.as_deref().map_or(Wanted::Done, Wanted::Named);
+                let wanted = self
+                    .resolve_transition
+                    .as_deref()
+                    .map_or(Wanted::Done, Wanted::Named);
                 let status = self.move_to(&key, wanted, cid).await?;
                 detail.insert("status".into(), status);
                 state = "resolved".into();
@@ -681,9 +700,16 @@ mod tests {
     #[test]
     fn labels_have_no_spaces_and_errors_read_both_lists() {
         assert_eq!(incident_label("inc 1\t2"), "sre-incident-inc_1_2");
-        let body = br#"{"errorMessages":["Oops"],"errors":{"issuetype":"Specify a valid issue type"}}"#;
-        assert_eq!(error_text(body), "Oops; issuetype: Specify a valid issue type");
-        assert_eq!(error_text(b"<html>bad gateway</html>"), "<html>bad gateway</html>");
+        let body =
+            br#"{"errorMessages":["Oops"],"errors":{"issuetype":"Specify a valid issue type"}}"#;
+        assert_eq!(
+            error_text(body),
+            "Oops; issuetype: Specify a valid issue type"
+        );
+        assert_eq!(
+            error_text(b"<html>bad gateway</html>"),
+            "<html>bad gateway</html>"
+        );
     }
 
     #[test]

@@ -88,7 +88,12 @@ impl TicketMetrics {
     }
 
     /// The count of a ticket operation (for tests and the status page).
-    pub fn ticket_count(&self, provider: &'static str, action: &'static str, outcome: &'static str) -> u64 {
+    pub fn ticket_count(
+        &self,
+        provider: &'static str,
+        action: &'static str,
+        outcome: &'static str,
+    ) -> u64 {
         self.tickets
             .get_or_create(&TicketLabels {
                 provider,

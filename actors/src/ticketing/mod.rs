@@ -185,4 +185,3 @@ pub(crate) const ERROR_TEXT_CHARS: usize = 1_000;
 pub(crate) fn capped(s: &str) -> String {
     s.chars().take(ERROR_TEXT_CHARS).collect()
 }
-
