@@ -104,13 +104,13 @@ fn to_action(e: GrafanaError) -> ActionError {
                 retry_after,
             }
         }
-        GrafanaError::Rejected { status, .. } if matches!(status, 408 | 409) => {
-            ActionError::Unavailable {
-                target: TARGET,
-                reason: e.to_string(),
-                retry_after: None,
-            }
-        }
+        GrafanaError::Rejected {
+            status: 408 | 409, ..
+        } => ActionError::Unavailable {
+            target: TARGET,
+            reason: e.to_string(),
+            retry_after: None,
+        },
         other => ActionError::Rejected {
             target: TARGET,
             reason: other.to_string(),
