@@ -586,8 +586,8 @@ pub struct TicketingIntegration {
     /// Whether incident facts open tickets.
     #[serde(default)]
     pub enabled: bool,
-    /// Where tickets go when no route matches. May be left out when only one provider is
-    /// configured; required when both are.
+    /// Where tickets go when no route matches. Default: `jira` when it is configured, else
+    /// `github`.
     #[serde(default)]
     pub default_provider: Option<TicketProvider>,
     /// Jira Cloud (REST v3).

@@ -386,11 +386,7 @@ fn ticketing(c: &Config, e: &mut Collector) {
                 "is github but the github section is missing".into()
             })
         }
-        None => e.check(
-            !(t.jira.is_some() && t.github.is_some()),
-            &format!("{p}.default_provider"),
-            || "is required when both jira and github are configured".into(),
-        ),
+        None => {}
     }
     if let Some(g) = &t.github {
         e.check(github_repo_ok(&g.repo), &format!("{p}.github.repo"), || {
@@ -442,9 +438,9 @@ fn ticketing(c: &Config, e: &mut Collector) {
             .provider
             .or(t.default_provider)
             .or(match (&t.jira, &t.github) {
-                (Some(_), None) => Some(TicketProvider::Jira),
+                (Some(_), _) => Some(TicketProvider::Jira),
                 (None, Some(_)) => Some(TicketProvider::Github),
-                _ => None,
+                (None, None) => None,
             });
         match provider {
             Some(TicketProvider::Jira) => {

@@ -465,7 +465,6 @@ ticketing_integration:
 "#;
     let errs = Config::parse(text, "x.yaml").unwrap_err();
     for want in [
-        "ticketing_integration.default_provider: is required when both jira and github are configured",
         "ticketing_integration.jira.labels[0]: \"two words\": a Jira label is 1 to 255 characters without spaces",
         "ticketing_integration.routes[0]: matches nothing",
         "ticketing_integration.routes[1].project_key: is for Jira but the route goes to github",
@@ -478,7 +477,6 @@ ticketing_integration:
     }
     let ok = text
         .replace("    - project_key: OPS\n", "")
-        .replace("  jira:\n", "  default_provider: jira\n  jira:\n")
         .replace("    labels: [\"two words\"]\n", "")
         .replace("      project_key: OPS\n", "")
         .replace("      repo: org/dev\n", "")
