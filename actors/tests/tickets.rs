@@ -928,3 +928,41 @@ async fn grafana_annotates_each_dashboard_and_ends_them_when_closed_unresolved()
         assert_eq!(ann["timeEnd"], f.occurred_at.timestamp_millis(), "{ann}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn grafana_down_is_unavailable_and_a_refusal_is_rejected() {
+    let g = FakeGrafana::start(Some(GRAFANA_KEY), vec![]).await;
+    let r = rig("", None, None, Some(&g.url())).await;
+    let a = r.grafana.clone().unwrap();
+    g.fail_with(Reply::status(503));
+    let err = apply(&a, &created("inc-3"), &IncidentEntry::new("inc-3"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ActionError::Unavailable {
+                target: "grafana",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    g.clear();
+    // Grafana refuses the create (its lookup answered normally).
+    g.push(Reply::json(serde_json::json!([])));
+    g.push(
+        Reply::status(400).with_body(serde_json::json!({"message": "Failed to save annotation"})),
+    );
+    let err = apply(&a, &created("inc-3"), &IncidentEntry::new("inc-3"))
+        .await
+        .unwrap_err();
+    match err {
+        ActionError::Rejected { reason, .. } => {
+            assert!(reason.contains("Failed to save annotation"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.metrics.annotation_count("create", "rejected"), 1);
+    assert!(g.annotations().is_empty());
+}

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use reqwest::header::{ACCEPT, AUTHORIZATION};
+use reqwest::header::ACCEPT;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -66,8 +66,6 @@ pub enum JiraCredentials {
         /// Its API token.
         api_token: SecretString,
     },
-    /// A bearer token (an OAuth 2.0 access token for a Cloud app).
-    Bearer(SecretString),
 }
 
 /// Jira's REST API, through the `jira` circuit. Cheap to clone.
@@ -229,14 +227,8 @@ impl JiraClient {
                 let mut b = http
                     .request(method.clone(), url.clone())
                     .header(ACCEPT, "application/json");
-                b = match &self.credentials {
-                    JiraCredentials::Basic { email, api_token } => {
-                        b.basic_auth(email.expose(), Some(api_token.expose()))
-                    }
-                    JiraCredentials::Bearer(t) => {
-                        b.header(AUTHORIZATION, format!("Bearer {}", t.expose()))
-                    }
-                };
+                let JiraCredentials::Basic { email, api_token } = &self.credentials;
+                b = b.basic_auth(email.expose(), Some(api_token.expose()));
                 match body {
                     Some(v) => b.json(v),
                     None => b,

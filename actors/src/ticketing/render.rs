@@ -391,6 +391,35 @@ mod tests {
     }
 
     #[test]
+    fn a_fact_marker_matches_only_its_own_fact() {
+        let at = chrono::Utc::now();
+        let f = |ce: &str| Fact {
+            ce_id: ce.into(),
+            incident_id: "inc-1".into(),
+            occurred_at: at,
+            revision: 2,
+            correlation_id: "c".into(),
+            traceparent: None,
+            body: FactBody::IncidentAcknowledged {
+                acknowledged_by: None,
+            },
+        };
+        let n1 = note(&f("f-1")).unwrap();
+        let n10 = note(&f("f-10")).unwrap();
+        assert!(n1.is_in_markdown(&n1.markdown()));
+        assert!(!n1.is_in_markdown(&n10.markdown()), "f-1 is not f-10");
+        assert!(n1.is_in_adf(&n1.adf()));
+        assert!(!n1.is_in_adf(&n10.adf()));
+        assert!(n1.headline.contains("Acknowledged by someone"));
+        let odd = note(&f("a--b")).unwrap();
+        assert!(
+            !odd.markdown().contains("a--b"),
+            "no -- inside an HTML comment"
+        );
+        assert!(odd.is_in_markdown(&odd.markdown()));
+    }
+
+    #[test]
     fn markdown_has_the_same_content_escaped() {
         let m = markdown_body("inc-1", &created());
         assert!(m.contains("Errors \\*everywhere\\*"), "{m}");
