@@ -966,3 +966,47 @@ async fn grafana_down_is_unavailable_and_a_refusal_is_rejected() {
     assert_eq!(r.metrics.annotation_count("create", "rejected"), 1);
     assert!(g.annotations().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn jira_transitions_by_name_a_missing_resolve_is_rejected_a_missing_close_only_comments() {
+    let fake = FakeJira::start("sre@example.com", JIRA_TOKEN, &["SRE"]).await;
+    let r = rig(
+        &jira_only("  resolve_transition: In Progress\n  close_transition: Closed\n"),
+        Some(&fake.url()),
+        None,
+        None,
+    )
+    .await;
+    let t = r.target("jira");
+    // The named resolve transition is applied (by its name), then Closed has no "Closed"
+    // transition in this workflow: the comment stands alone, nothing is dead-lettered.
+    let entry = lifecycle(&t, "inc-t").await;
+    let i = &fake.issues()[0];
+    assert_eq!(i.status_name(), "In Progress");
+    assert_eq!(i.comments.len(), 3);
+    assert_eq!(
+        entry.target("jira").unwrap().detail["status"],
+        "In Progress"
+    );
+
+    let r = rig(
+        &jira_only("  resolve_transition: Shipped\n"),
+        Some(&fake.url()),
+        None,
+        None,
+    )
+    .await;
+    let t = r.target("jira");
+    let mut entry = IncidentEntry::new("inc-u");
+    let f = created("inc-u");
+    let rec = apply(&t, &f, &entry).await.unwrap();
+    fold(&mut entry, "jira", &f, rec);
+    match apply(&t, &resolved("inc-u"), &entry).await.unwrap_err() {
+        ActionError::Rejected { reason, .. } => assert!(
+            reason.contains("has no transition named \"Shipped\"")
+                && reason.contains("Done → Done"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}

@@ -5,7 +5,7 @@
 //! | `IncidentCreated` | `POST /rest/api/3/search/jql` for `labels = "sre-incident-<id>"` (all pages, `nextPageToken`); when none: `POST /rest/api/3/issue` |
 //! | `IncidentAcknowledged` | `GET …/issue/<key>/comment` (is this fact's comment there?), `POST …/issue/<key>/comment` |
 //! | `IncidentResolved` | the comment as above, then `GET …/issue/<key>?fields=status`; unless already done, `GET …/issue/<key>/transitions` and `POST` the first one into the `done` category (or `resolve_transition`) |
-//! | `IncidentClosed` | the comment, then `close_transition` (default as resolve) unless the ticket is already there |
+//! | `IncidentClosed` | the comment, then `close_transition` (default as resolve) unless the ticket is already there or no such transition is available (then the comment stands alone) |
 //!
 //! Issues are created with `summary` (the title, ≤ 255 characters), an ADF `description`
 //! ([`render::jira_description`]), `issuetype` (`issue_type`, default `Task`), `priority` by
@@ -532,11 +532,14 @@ impl JiraTarget {
         self.count("comment", r)
     }
 
-    /// Moves the issue to `wanted` unless it is there; returns the status it ends in.
+    /// Moves the issue to `wanted` unless it is there; returns the status it ends in. With no
+    /// such transition available: [`ActionError::Rejected`] when `required`, else the issue
+    /// stays where it is (the fact's comment says what happened).
     async fn move_to(
         &self,
         key: &str,
         wanted: Wanted<'_>,
+        required: bool,
         cid: &str,
     ) -> Result<String, ActionError> {
         let r = async {
@@ -556,6 +559,10 @@ impl JiraTarget {
                 }
             });
             let Some(t) = pick else {
+                if !required {
+                    tracing::info!(key, status = %now.name, "no closing transition available; the comment stands alone");
+                    return Ok(now.name);
+                }
                 let what = match wanted {
                     Wanted::Done => "into the done category".to_owned(),
                     Wanted::Named(n) => format!("named {n:?}"),
@@ -643,7 +650,7 @@ impl JiraTarget {
                     .resolve_transition
                     .as_deref()
                     .map_or(Wanted::Done, Wanted::Named);
-                let status = self.move_to(&key, wanted, cid).await?;
+                let status = self.move_to(&key, wanted, true, cid).await?;
                 detail.insert("status".into(), status);
                 state = "resolved".into();
             }
@@ -656,7 +663,7 @@ impl JiraTarget {
                     .as_deref()
                     .or(self.resolve_transition.as_deref())
                     .map_or(Wanted::Done, Wanted::Named);
-                let status = self.move_to(&key, wanted, cid).await?;
+                let status = self.move_to(&key, wanted, false, cid).await?;
                 detail.insert("status".into(), status);
                 state = "closed".into();
             }
