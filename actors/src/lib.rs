@@ -13,6 +13,7 @@
 //!   [`UpstreamClient`](providers::UpstreamClient) (timeout, bounded body reads, retry with
 //!   backoff and jitter, `Retry-After`, correlation ids, the circuit's verdict), and the one
 //!   outcome classification the Kubernetes client shares.
+//! - [`ticketing`]: the Jira and GitHub Issues facts targets (tickets that follow incidents).
 //! - [`timer`]: an actor's self-scheduled message (`send_after`), cancelled with its state.
 //! - [`sli`]: the SLI scheduler (cron → Prometheus → SLI window intents).
 //! - [`tools`]: the SRECoder tool gateway's contract (tools, the gate, callers, approvals).
@@ -27,6 +28,7 @@ pub mod observability;
 pub mod paging;
 pub mod providers;
 pub mod sli;
+pub mod ticketing;
 pub mod timer;
 pub mod tools;
 pub mod trace;

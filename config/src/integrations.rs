@@ -286,6 +286,40 @@ pub struct GrafanaConfig {
     /// Per-request timeout.
     #[serde(default = "default_query_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Incident regions drawn on dashboards (the `grafana` facts target; needs the facts
+    /// consumer). On by default when Grafana is configured.
+    #[serde(default)]
+    pub annotations: GrafanaAnnotations,
+}
+
+/// `observability_integration.grafana.annotations`: each incident becomes a region
+/// annotation from `IncidentCreated` to `IncidentResolved` (or `IncidentClosed`), tagged
+/// `sre-incident:<id>`, `severity:<sev>` and `service:<service>`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrafanaAnnotations {
+    /// Whether incidents are annotated. Default true. The API key needs the Editor role (or
+    /// `annotations:create`/`annotations:write` permissions).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Dashboards (by uid) that get one annotation each; empty (the default): one
+    /// organisation-wide annotation, shown by every dashboard whose annotation query matches
+    /// the tags.
+    #[serde(default)]
+    pub dashboard_uids: Vec<String>,
+}
+
+impl Default for GrafanaAnnotations {
+    fn default() -> Self {
+        GrafanaAnnotations {
+            enabled: true,
+            dashboard_uids: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `observability_integration.sli_calculation` (DESIGN §3.3d): every tick of `schedule`, each
@@ -545,22 +579,33 @@ impl From<LegacyAlertmanagerIntegration> for AlertmanagerConfig {
     }
 }
 
-/// `ticketing_integration` (spec §6).
+/// `ticketing_integration` (spec §6): incident facts open, comment on, and close tickets.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TicketingIntegration {
     /// Whether incident facts open tickets.
     #[serde(default)]
     pub enabled: bool,
-    /// Provider used when a fact names none.
+    /// Where tickets go when no route matches. Default: `jira` when it is configured, else
+    /// `github`.
     #[serde(default)]
     pub default_provider: Option<TicketProvider>,
-    /// Jira Cloud / Server.
+    /// Jira Cloud (REST v3).
     #[serde(default)]
     pub jira: Option<JiraConfig>,
     /// GitHub Issues.
     #[serde(default)]
     pub github: Option<GithubConfig>,
+    /// Routes by the incident's service and/or environment, first match wins; an incident no
+    /// route matches goes to `default_provider` (its `project_key` / `repo`). The route taken
+    /// is kept in the incident ledger, so later facts follow the ticket even if routes change.
+    #[serde(default)]
+    pub routes: Vec<TicketRoute>,
+    /// Open a ticket for an incident that is already resolved or closed when its first fact
+    /// reaches this target (ticketing enabled late, or a create that was dead-lettered).
+    /// Default false: such incidents get no ticket.
+    #[serde(default)]
+    pub create_for_resolved: bool,
 }
 
 /// A ticketing provider.
@@ -573,6 +618,40 @@ pub enum TicketProvider {
     Github,
 }
 
+impl TicketProvider {
+    /// `jira` or `github`: the facts target's name and metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketProvider::Jira => "jira",
+            TicketProvider::Github => "github",
+        }
+    }
+}
+
+/// One entry of `ticketing_integration.routes`: which incidents (`service`, `environment`;
+/// every one given must equal the incident's, at least one is required) go where
+/// (`provider`, default `default_provider`; `project_key` for Jira or `repo` for GitHub,
+/// default the provider's own).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketRoute {
+    /// The incident's `service`.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The incident's `environment`.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// The provider (default: `default_provider`).
+    #[serde(default)]
+    pub provider: Option<TicketProvider>,
+    /// Jira project for these incidents (Jira only).
+    #[serde(default)]
+    pub project_key: Option<String>,
+    /// GitHub `owner/repo` for these incidents (GitHub only).
+    #[serde(default)]
+    pub repo: Option<String>,
+}
+
 /// `ticketing_integration.jira`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -581,15 +660,88 @@ pub struct JiraConfig {
     pub base_url: Url,
     /// Project key (`SRE`).
     pub project_key: String,
-    /// Secret with keys `email` and `api_token`.
+    /// Secret with keys `email` and `api_token` (basic auth; Jira Cloud).
     pub secret_ref: SecretRef,
-    /// Issue type of created tickets.
+    /// Issue type of created tickets. Default `Task`, which every new Jira Software project
+    /// has (`Incident` exists only in Jira Service Management projects).
     #[serde(default = "default_issue_type")]
     pub issue_type: String,
+    /// Jira priority per incident severity; defaults are the names of Jira's default
+    /// priority scheme. Set `enabled: false` for projects whose create screen has no
+    /// priority field.
+    #[serde(default)]
+    pub priorities: JiraPriorities,
+    /// Labels added to every ticket besides `sre-incident-<id>` and `severity-<sev>` (no
+    /// spaces).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Transition (by transition or target status name, case-insensitive) applied on
+    /// `IncidentResolved`. Default: the first available transition whose target status is in
+    /// the `done` category.
+    #[serde(default)]
+    pub resolve_transition: Option<String>,
+    /// Transition applied on `IncidentClosed`, when the ticket is not in that status yet.
+    /// Default: as `resolve_transition` (so a closed, never resolved incident's ticket is
+    /// done too).
+    #[serde(default)]
+    pub close_transition: Option<String>,
 }
 
 fn default_issue_type() -> String {
-    "Incident".into()
+    "Task".into()
+}
+
+/// `ticketing_integration.jira.priorities`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JiraPriorities {
+    /// Whether a priority is sent at all. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Default `Highest`.
+    #[serde(default = "p_highest")]
+    pub critical: String,
+    /// Default `High`.
+    #[serde(default = "p_high")]
+    pub high: String,
+    /// Default `Medium`.
+    #[serde(default = "p_medium")]
+    pub medium: String,
+    /// Default `Low`.
+    #[serde(default = "p_low")]
+    pub low: String,
+    /// Default `Lowest`.
+    #[serde(default = "p_lowest")]
+    pub info: String,
+}
+
+impl Default for JiraPriorities {
+    fn default() -> Self {
+        JiraPriorities {
+            enabled: true,
+            critical: p_highest(),
+            high: p_high(),
+            medium: p_medium(),
+            low: p_low(),
+            info: p_lowest(),
+        }
+    }
+}
+
+fn p_highest() -> String {
+    "Highest".into()
+}
+fn p_high() -> String {
+    "High".into()
+}
+fn p_medium() -> String {
+    "Medium".into()
+}
+fn p_low() -> String {
+    "Low".into()
+}
+fn p_lowest() -> String {
+    "Lowest".into()
 }
 
 /// `ticketing_integration.github`.
@@ -598,15 +750,25 @@ fn default_issue_type() -> String {
 pub struct GithubConfig {
     /// `owner/repo`.
     pub repo: String,
-    /// Secret with key `token`.
+    /// Secret with key `token`: a fine-grained personal access token with "Issues: read and
+    /// write" on the repositories tickets go to (or a classic token with `repo`).
     pub secret_ref: SecretRef,
-    /// API base URL (GitHub Enterprise differs).
+    /// API base URL (GitHub Enterprise Server: `https://<host>/api/v3`).
     #[serde(default = "default_github_api")]
     pub api_url: Url,
+    /// Labels added to every issue besides `sre-incident:<id>` and `severity:<sev>`.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Label added on `IncidentResolved`. Default `resolved`.
+    #[serde(default = "default_resolved_label")]
+    pub resolved_label: String,
 }
 
 fn default_github_api() -> Url {
     Url::parse("https://api.github.com").expect("static URL")
+}
+fn default_resolved_label() -> String {
+    "resolved".into()
 }
 
 /// `paging_integration` (spec §7): which incidents page whom, and when.

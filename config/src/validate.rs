@@ -270,6 +270,16 @@ fn sli(c: &Config, e: &mut Collector) {
 
 fn observability(c: &Config, e: &mut Collector) {
     sli(c, e);
+    if let Some(g) = c.observability().and_then(|o| o.grafana.as_ref()) {
+        let mut seen = HashSet::new();
+        for (i, uid) in g.annotations.dashboard_uids.iter().enumerate() {
+            e.check(
+                !uid.trim().is_empty() && seen.insert(uid.as_str()),
+                &format!("observability_integration.grafana.annotations.dashboard_uids[{i}]"),
+                || format!("{uid:?}: expected a non-empty dashboard uid, listed once"),
+            );
+        }
+    }
     let new = c
         .observability()
         .and_then(|o| o.alertmanager.as_ref())
@@ -348,6 +358,18 @@ fn observability(c: &Config, e: &mut Collector) {
     }
 }
 
+fn jira_key_ok(key: &str) -> bool {
+    key.chars().next().is_some_and(|ch| ch.is_ascii_uppercase())
+        && key
+            .chars()
+            .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_')
+}
+
+fn github_repo_ok(repo: &str) -> bool {
+    repo.split_once('/')
+        .is_some_and(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
+}
+
 fn ticketing(c: &Config, e: &mut Collector) {
     let Some(t) = c.ticketing() else { return };
     let p = "ticketing_integration";
@@ -368,20 +390,25 @@ fn ticketing(c: &Config, e: &mut Collector) {
         None => {}
     }
     if let Some(g) = &t.github {
-        let ok = g
-            .repo
-            .split_once('/')
-            .is_some_and(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'));
-        e.check(ok, &format!("{p}.github.repo"), || {
+        e.check(github_repo_ok(&g.repo), &format!("{p}.github.repo"), || {
             format!("{:?}: expected \"owner/repo\"", g.repo)
         });
+        e.check(
+            !g.resolved_label.trim().is_empty() && g.resolved_label.chars().count() <= 50,
+            &format!("{p}.github.resolved_label"),
+            || "must be 1 to 50 characters (GitHub's limit for a label)".into(),
+        );
+        for (i, l) in g.labels.iter().enumerate() {
+            e.check(
+                !l.trim().is_empty() && l.chars().count() <= 50 && !l.contains(','),
+                &format!("{p}.github.labels[{i}]"),
+                || format!("{l:?}: a label is 1 to 50 characters without commas"),
+            );
+        }
     }
     if let Some(j) = &t.jira {
         e.check(
-            !j.project_key.is_empty()
-                && j.project_key
-                    .chars()
-                    .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_'),
+            jira_key_ok(&j.project_key),
             &format!("{p}.jira.project_key"),
             || {
                 format!(
@@ -390,6 +417,63 @@ fn ticketing(c: &Config, e: &mut Collector) {
                 )
             },
         );
+        e.check(
+            !j.issue_type.trim().is_empty(),
+            &format!("{p}.jira.issue_type"),
+            || "must not be empty".into(),
+        );
+        for (i, l) in j.labels.iter().enumerate() {
+            e.check(
+                !l.is_empty() && !l.chars().any(char::is_whitespace) && l.len() <= 255,
+                &format!("{p}.jira.labels[{i}]"),
+                || format!("{l:?}: a Jira label is 1 to 255 characters without spaces"),
+            );
+        }
+    }
+    for (i, r) in t.routes.iter().enumerate() {
+        let rp = format!("{p}.routes[{i}]");
+        e.check(r.service.is_some() || r.environment.is_some(), &rp, || {
+            "matches nothing: give a service and/or an environment".into()
+        });
+        let provider = r
+            .provider
+            .or(t.default_provider)
+            .or(match (&t.jira, &t.github) {
+                (Some(_), _) => Some(TicketProvider::Jira),
+                (None, Some(_)) => Some(TicketProvider::Github),
+                (None, None) => None,
+            });
+        match provider {
+            Some(TicketProvider::Jira) => {
+                e.check(t.jira.is_some(), &format!("{rp}.provider"), || {
+                    "is jira but the jira section is missing".into()
+                });
+                e.check(r.repo.is_none(), &format!("{rp}.repo"), || {
+                    "is for GitHub but the route goes to jira".into()
+                });
+                if let Some(k) = &r.project_key {
+                    e.check(jira_key_ok(k), &format!("{rp}.project_key"), || {
+                        format!("{k:?}: expected an upper-case Jira project key such as \"OPS\"")
+                    });
+                }
+            }
+            Some(TicketProvider::Github) => {
+                e.check(t.github.is_some(), &format!("{rp}.provider"), || {
+                    "is github but the github section is missing".into()
+                });
+                e.check(
+                    r.project_key.is_none(),
+                    &format!("{rp}.project_key"),
+                    || "is for Jira but the route goes to github".into(),
+                );
+                if let Some(repo) = &r.repo {
+                    e.check(github_repo_ok(repo), &format!("{rp}.repo"), || {
+                        format!("{repo:?}: expected \"owner/repo\"")
+                    });
+                }
+            }
+            None => {}
+        }
     }
 }
 

@@ -525,3 +525,62 @@ fn production_example_pages_through_routes() {
         .iter()
         .any(|n| n.path == "paging_integration.routes[0].routing_key_ref"));
 }
+
+#[test]
+fn ticket_routes_and_providers_are_checked() {
+    let text = r#"
+observability_integration:
+  enabled: true
+  grafana:
+    url: http://grafana:3000
+    annotations:
+      dashboard_uids: ["abc", "abc", ""]
+ticketing_integration:
+  enabled: true
+  jira:
+    base_url: https://x.atlassian.net
+    project_key: SRE
+    secret_ref: platform/jira
+    labels: ["two words"]
+  github:
+    repo: org/incidents
+    secret_ref: platform/gh
+  routes:
+    - project_key: OPS
+    - service: checkout
+      provider: github
+      project_key: OPS
+    - environment: dev
+      provider: jira
+      repo: org/dev
+    - service: api
+      provider: github
+      repo: not-a-repo
+"#;
+    let errs = Config::parse(text, "x.yaml").unwrap_err();
+    for want in [
+        "ticketing_integration.jira.labels[0]: \"two words\": a Jira label is 1 to 255 characters without spaces",
+        "ticketing_integration.routes[0]: matches nothing",
+        "ticketing_integration.routes[1].project_key: is for Jira but the route goes to github",
+        "ticketing_integration.routes[2].repo: is for GitHub but the route goes to jira",
+        "ticketing_integration.routes[3].repo: \"not-a-repo\": expected \"owner/repo\"",
+        "observability_integration.grafana.annotations.dashboard_uids[1]",
+        "observability_integration.grafana.annotations.dashboard_uids[2]",
+    ] {
+        assert!(errs.mentions(want), "missing {want:?} in\n{errs}");
+    }
+    let ok = text
+        .replace("    - project_key: OPS\n", "")
+        .replace("    labels: [\"two words\"]\n", "")
+        .replace("      project_key: OPS\n", "")
+        .replace("      repo: org/dev\n", "")
+        .replace("repo: not-a-repo", "repo: org/api")
+        .replace("[\"abc\", \"abc\", \"\"]", "[\"abc\"]");
+    let c = Config::parse(&ok, "x.yaml").unwrap_or_else(|e| panic!("{e}\n{ok}"));
+    let needs = c.secret_needs();
+    let jira = needs
+        .iter()
+        .find(|n| n.path == "ticketing_integration.jira.secret_ref")
+        .unwrap();
+    assert_eq!(jira.keys, ["email", "api_token"]);
+}
