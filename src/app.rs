@@ -9,8 +9,12 @@
 //! ├── clusters    one ClusterWatcher per Kubernetes cluster (when enabled)
 //! ├── argocd      one EnvPoller per ArgoCD environment (when enabled)
 //! ├── sli         the SliScheduler (when sli_calculation and prometheus are configured)
-//! └── probes      one UpstreamProbe per configured Prometheus, Loki, Tempo, Grafana
+//! ├── probes      one UpstreamProbe per configured Prometheus, Loki, Tempo, Grafana
+//! └── tools       the approval sweeper · http (its own listener, when `tools.listen` is set)
 //! ```
+//!
+//! The agent tools (when `tools.enabled`) are served by one [`ToolGateway`] built from
+//! [`agent_tools`]; their REST door is on the main listener unless `tools.listen` is set.
 //!
 //! Start order is the order above (circuits exist before anything that calls out; the sink is
 //! open and recovered before the dedup window is rebuilt from it; the listener opens last);
@@ -56,7 +60,15 @@ use tokio::sync::watch;
 
 use crate::http::serve::{HttpMetrics, Limits};
 use crate::http::server::{HttpServer, HttpServerArgs};
+use crate::http::tools::{tools_router, ToolsState};
 use crate::http::{ops_router, OpsAccess, OpsState};
+use sre_actors::tools::audit::AuditLog;
+use sre_actors::tools::auth::Tokens;
+use sre_actors::tools::gateway::{GatewayError, GatewayOptions, ToolGateway};
+use sre_actors::tools::metrics::ToolMetrics;
+use sre_actors::tools::redact::Redactor;
+use sre_actors::tools::sweeper::{interval_for, ApprovalSweeper, SweeperArgs};
+use sre_actors::tools::tool::Tool;
 
 /// Name of the root supervisor.
 pub const ROOT: &str = "root";
@@ -72,6 +84,8 @@ pub const CLUSTERS: &str = "clusters";
 pub const SLI: &str = "sli";
 /// Name of the supervisor of the upstream health probes.
 pub const PROBES: &str = "probes";
+/// Name of the supervisor of the agent tools.
+pub const TOOLS: &str = "tools";
 
 /// Why the program could not start.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +96,10 @@ pub enum AppError {
     /// The tree did not finish starting.
     #[error("supervision tree stopped while starting")]
     Start,
+    /// The agent tools could not be assembled (a duplicate name, a schema the gate cannot
+    /// check).
+    #[error("cannot build the agent tool gateway: {0}")]
+    Tools(#[from] GatewayError),
 }
 
 /// Enabled configuration that this build does not act on yet (its integration is a later
@@ -97,10 +115,84 @@ pub fn not_yet_served(config: &Config) -> Vec<&'static str> {
     if config.facts.enabled {
         out.push("facts (the facts consumer)");
     }
-    if config.tools.enabled {
-        out.push("tools (the agent tool gateway)");
-    }
     out
+}
+
+/// What the agent tools are built from.
+pub struct ToolDeps<'a> {
+    /// The configuration (`tools` and the integrations the tools read).
+    pub config: &'a Config,
+    /// The provider circuits and clients (`prometheus`, `loki`, `tempo`, `grafana`...).
+    pub providers: &'a Providers,
+    /// The Kubernetes read API, when Kubernetes is enabled.
+    pub kubernetes: Option<&'a ClusterReader>,
+}
+
+/// The tools the gateway serves: the `k8s.*` and `obs.*` read tools and the Kubernetes write
+/// tools register here. This build has none of its own yet (they are separate work merged on
+/// top): the gateway then serves an empty list, and says so at start.
+pub fn agent_tools(deps: &ToolDeps<'_>) -> Vec<Arc<dyn Tool>> {
+    let _ = (deps.config, deps.providers, deps.kubernetes);
+    Vec::new()
+}
+
+/// The audit trail's sink: the embedded log `<data_dir>/<tools.audit.topic>`, or the Kafka topic
+/// when intents go to Kafka.
+fn audit_sink(config: &Config) -> Arc<dyn Sink> {
+    let topic = config.tools.audit.topic.clone();
+    match config.intents.sink {
+        SinkKind::Embedded => {
+            let e = &config.intents.embedded;
+            Arc::new(EmbeddedSink::new(
+                e.data_dir.join(&topic),
+                LogOptions {
+                    segment_bytes: e.segment_bytes,
+                    retention_age: e.retention_age,
+                    retention_bytes: e.retention_bytes,
+                    ..LogOptions::default()
+                },
+            ))
+        }
+        SinkKind::Kafka => Arc::new(KafkaSink::new(
+            KafkaOptions::from_config(&config.intents.kafka, SecretStore::new(&config.secrets.dir)),
+            topic,
+        )),
+    }
+}
+
+/// The gateway over `tools` and the routes of its doors (REST here; the MCP door at `/mcp`
+/// merges its routes into the same router, authenticating with the same [`Tokens`] and calling
+/// the same gate).
+fn tool_gateway(
+    config: &Config,
+    tools: Vec<Arc<dyn Tool>>,
+    metrics: ToolMetrics,
+) -> Result<(Arc<ToolGateway>, axum::Router), GatewayError> {
+    let t = &config.tools;
+    let store = SecretStore::new(&config.secrets.dir);
+    let redactor = Redactor::from_config(config, &store);
+    let audit = AuditLog::new(audit_sink(config), t.audit.topic.clone(), t.audit.timeout);
+    let gate = Arc::new(ToolGateway::new(
+        tools,
+        GatewayOptions::from_config(t),
+        audit,
+        redactor,
+        wall_clock(),
+        metrics,
+    )?);
+    let tokens = Tokens::from_config(t, &store);
+    let names = gate.tool_names();
+    if names.is_empty() {
+        tracing::warn!("agent tools enabled but this build registers no tools: /v1/tools lists none (approvals and audit are served)");
+    } else {
+        tracing::info!(tools = ?names, "agent tools registered");
+    }
+    let router = tools_router(ToolsState {
+        gate: gate.clone(),
+        tokens: Arc::new(tokens),
+        max_body_bytes: t.max_body_bytes,
+    });
+    Ok((gate, router))
 }
 
 /// One `UpstreamProbe` per configured query upstream (Prometheus, Loki, Tempo, Grafana).
@@ -209,11 +301,21 @@ pub struct AppHandle {
     providers: Providers,
     reader: Option<ClusterReader>,
     config: Config,
+    tools_bound: Option<watch::Receiver<Option<SocketAddr>>>,
 }
 
 impl AppHandle {
     /// Builds and starts the tree; returns once every child has been started once.
     pub async fn start(config: Config) -> Result<AppHandle, AppError> {
+        AppHandle::start_with_tools(config, Vec::new()).await
+    }
+
+    /// [`AppHandle::start`], serving `extra` agent tools beside those of [`agent_tools`]
+    /// (embedders, tests).
+    pub async fn start_with_tools(
+        config: Config,
+        extra: Vec<Arc<dyn Tool>>,
+    ) -> Result<AppHandle, AppError> {
         sre_actors::providers::client::install_crypto_provider();
         let mut registry = Registry::default();
         let observer = Observer::new(&mut registry);
@@ -224,6 +326,7 @@ impl AppHandle {
         let probe_metrics = ProbeMetrics::new(&mut registry);
         let kube_metrics = KubeMetrics::new(&mut registry);
         let http_metrics = HttpMetrics::new(&mut registry);
+        let tool_metrics = ToolMetrics::new(&mut registry);
         let readiness = Readiness::new(INGEST);
         report_missing_secrets(&config);
         for section in not_yet_served(&config) {
@@ -269,6 +372,43 @@ impl AppHandle {
             }
             webhook_routes = Some(routes);
         }
+        let reader = cluster_reader(&config, &providers);
+        let mut tools_children = Vec::new();
+        let mut tools_routes = None;
+        let mut tools_bound = None;
+        if config.tools.enabled {
+            let mut tools = agent_tools(&ToolDeps {
+                config: &config,
+                providers: &providers,
+                kubernetes: reader.as_ref(),
+            });
+            tools.extend(extra);
+            let (gate, routes) = tool_gateway(&config, tools, tool_metrics)?;
+            let sweeper = SweeperArgs {
+                interval: interval_for(gate.approval_ttl()),
+                gateway: gate,
+            };
+            tools_children.push(ChildSpec::actor("sweeper", move || {
+                (ApprovalSweeper, sweeper.clone())
+            }));
+            match config.tools.listen {
+                Some(listen) => {
+                    let (tx, rx) = watch::channel(None);
+                    tools_bound = Some(rx);
+                    let args = HttpServerArgs {
+                        listen,
+                        router: routes,
+                        bound: tx,
+                        drain_timeout: config.server.drain_timeout,
+                        limits: Limits::from(&config.server),
+                        metrics: http_metrics.clone(),
+                    };
+                    tools_children
+                        .push(ChildSpec::actor("http", move || (HttpServer, args.clone())));
+                }
+                None => tools_routes = Some(routes),
+            }
+        }
         let root_cell = Arc::new(std::sync::OnceLock::new());
         let ops = OpsState {
             registry: Arc::new(registry),
@@ -283,6 +423,9 @@ impl AppHandle {
         };
         let mut router = ops_router(ops);
         if let Some(routes) = webhook_routes {
+            router = router.merge(routes);
+        }
+        if let Some(routes) = tools_routes {
             router = router.merge(routes);
         }
         let (bound_tx, bound) = watch::channel(None);
@@ -351,6 +494,10 @@ impl AppHandle {
             (ARGOCD, pollers),
             (SLI, schedulers),
             (PROBES, probes),
+            (
+                TOOLS,
+                (!tools_children.is_empty()).then_some(tools_children),
+            ),
         ] {
             if let Some(children) = children {
                 let spec = children.into_iter().fold(
@@ -371,7 +518,6 @@ impl AppHandle {
             circuits = providers.upstreams().len(),
             "supervision tree started"
         );
-        let reader = cluster_reader(&config, &providers);
         Ok(AppHandle {
             root,
             join,
@@ -381,7 +527,16 @@ impl AppHandle {
             providers,
             reader,
             config,
+            tools_bound,
         })
+    }
+
+    /// The address of the tools' own listener (`tools.listen`), once bound; `None` when the
+    /// tools are served on the main listener (or not at all).
+    pub async fn tools_addr(&self) -> Option<SocketAddr> {
+        let mut rx = self.tools_bound.clone()?;
+        let bound = rx.wait_for(Option::is_some).await.ok()?;
+        *bound
     }
 
     /// The address the HTTP server is bound to (waits for the first bind).

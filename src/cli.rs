@@ -1,4 +1,5 @@
-//! The command line: `run`, `check-config`, `status`.
+//! The command line: `run`, `check-config`, `status`, `intents tail`, `approvals
+//! list|show|approve|deny` (the running server's `/v1/approvals`), `audit tail`.
 //!
 //! `run` and `check-config` refuse an unauthenticated webhook on an address other hosts can
 //! reach (see `Config::check_exposure`).
@@ -51,6 +52,75 @@ pub enum Command {
         /// Bearer token for the operator endpoints (`server.ops_auth`).
         #[arg(long, env = "SRE_STATUS_TOKEN", hide_env_values = true)]
         token: Option<String>,
+    },
+    /// List, show, approve or deny the agent's pending writes on a running instance.
+    Approvals {
+        /// What to do.
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+        /// Base URL of the instance's tool endpoints (`tools.listen`, else `server.listen`).
+        #[arg(
+            long,
+            global = true,
+            env = "SRE_TOOLS_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        url: String,
+        /// A bearer token of `tools.tokens` (an approver's, to approve or deny).
+        #[arg(long, global = true, env = "SRE_TOOLS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Read the audit trail of the agent tools.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// `approvals` verbs.
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// The pending approvals, oldest first.
+    List,
+    /// One approval (arguments, preview, status), as JSON.
+    Show {
+        /// The approval id.
+        id: String,
+    },
+    /// Approve a pending write (it then runs once, when the agent calls it with this id).
+    Approve {
+        /// The approval id.
+        id: String,
+        /// Why (audited).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny a pending write.
+    Deny {
+        /// The approval id.
+        id: String,
+        /// Why (audited, and told to the agent).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// `audit` verbs.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print the last audit records, one JSON object per line (the embedded log, or the Kafka
+    /// topic when `intents.sink` is kafka).
+    Tail {
+        /// Configuration file (for `intents`, `tools.audit.topic`).
+        #[arg(long, short, env = "SRE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Keep printing records as they are appended.
+        #[arg(long, short)]
+        follow: bool,
+        /// How many of the existing records to print first (per partition on Kafka).
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: usize,
     },
 }
 
@@ -376,6 +446,180 @@ pub async fn intents_tail(
             Ok(scan) => {
                 report(scan.skipped_lines);
                 if !scan.records.iter().filter(|r| wanted(r)).all(print) {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            Err(e) => {
+                eprintln!("error: cannot follow {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// `approvals <verb> --url URL [--token TOKEN]`.
+pub async fn approvals(url: &str, token: Option<&str>, command: &ApprovalsCommand) -> ExitCode {
+    sre_actors::providers::client::install_crypto_provider();
+    let base = format!("{}/v1/approvals", url.trim_end_matches('/'));
+    let client = reqwest::Client::new();
+    let (req, what) = match command {
+        ApprovalsCommand::List => (client.get(&base), "list"),
+        ApprovalsCommand::Show { id } => (client.get(format!("{base}/{id}")), "show"),
+        ApprovalsCommand::Approve { id, reason } => (
+            client
+                .post(format!("{base}/{id}/approve"))
+                .json(&serde_json::json!({ "reason": reason })),
+            "approve",
+        ),
+        ApprovalsCommand::Deny { id, reason } => (
+            client
+                .post(format!("{base}/{id}/deny"))
+                .json(&serde_json::json!({ "reason": reason })),
+            "deny",
+        ),
+    };
+    let mut req = req.timeout(std::time::Duration::from_secs(30));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let result = async {
+        let resp = req.send().await?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+        Ok::<_, reqwest::Error>((status, body))
+    }
+    .await;
+    let (status, body) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot reach {base}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !status.is_success() {
+        let reason = body["reason"]
+            .as_str()
+            .map_or_else(|| body.to_string(), str::to_owned);
+        eprintln!("error: {reason} (HTTP {})", status.as_u16());
+        return ExitCode::FAILURE;
+    }
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("-").to_owned();
+    let _ = match what {
+        "list" => {
+            let list = body["approvals"].as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                writeln!(out, "no pending approvals")
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{:<36}  {:<22}  {:<16}  {:<25}  ARGUMENTS",
+                    "ID", "TOOL", "REQUESTED BY", "EXPIRES AT"
+                );
+                list.iter().try_for_each(|a| {
+                    writeln!(
+                        out,
+                        "{:<36}  {:<22}  {:<16}  {:<25}  {}",
+                        text(a, "approval_id"),
+                        text(a, "tool"),
+                        text(a, "requested_by"),
+                        text(a, "expires_at"),
+                        a["arguments"]
+                    )
+                })
+            }
+        }
+        "show" => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&body).unwrap_or_default()
+        ),
+        _ => writeln!(
+            out,
+            "{} {}: {} asked by {}{}",
+            text(&body, "status"),
+            text(&body, "approval_id"),
+            text(&body, "tool"),
+            text(&body, "requested_by"),
+            body["reason"]
+                .as_str()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
+    };
+    ExitCode::SUCCESS
+}
+
+/// `audit tail [-f] [-n N]`.
+pub async fn audit_tail(config: Option<&PathBuf>, follow: bool, lines: usize) -> ExitCode {
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(errors) => {
+            print_errors(&errors);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let topic = config.tools.audit.topic.clone();
+    let print = |r: &sre_sink::stored::StoredRecord| {
+        use std::io::Write;
+        let line = serde_json::to_string(&r.value).unwrap_or_default();
+        writeln!(std::io::stdout().lock(), "{line}").is_ok()
+    };
+    if config.intents.sink == sre_config::SinkKind::Kafka {
+        let options = sre_sink::kafka::KafkaOptions::from_config(
+            &config.intents.kafka,
+            SecretStore::new(&config.secrets.dir),
+        );
+        let result = tokio::task::spawn_blocking(move || {
+            sre_sink::kafka::read_topic(&options, &topic, lines, follow, |r| print(&r))
+        })
+        .await;
+        return match result {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                eprintln!("error: cannot read the audit topic: {e}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let dir = config.intents.embedded.data_dir.join(&topic);
+    let report = |skipped: u64| {
+        if skipped > 0 {
+            eprintln!(
+                "warning: skipped {skipped} unreadable line(s) in {}",
+                dir.display()
+            );
+        }
+    };
+    let mut follower = sre_sink::embedded::Follower::new(&dir);
+    let existing = match follower.poll() {
+        Ok(scan) => scan,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    report(existing.skipped_lines);
+    let recs = &existing.records;
+    for r in &recs[recs.len().saturating_sub(lines)..] {
+        if !print(r) {
+            return ExitCode::SUCCESS;
+        }
+    }
+    if !follow {
+        return ExitCode::SUCCESS;
+    }
+    loop {
+        match follower.poll() {
+            Ok(scan) => {
+                report(scan.skipped_lines);
+                if !scan.records.iter().all(print) {
                     return ExitCode::SUCCESS;
                 }
             }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use sre_integration::cli::{self, Cli, Command, IntentsCommand};
+use sre_integration::cli::{self, AuditCommand, Cli, Command, IntentsCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -18,6 +18,19 @@ fn main() -> ExitCode {
         }
         Command::Run { config } => runtime().block_on(cli::run(config.as_ref())),
         Command::Status { url, token } => runtime().block_on(cli::status(&url, token.as_deref())),
+        Command::Approvals {
+            command,
+            url,
+            token,
+        } => runtime().block_on(cli::approvals(&url, token.as_deref(), &command)),
+        Command::Audit {
+            command:
+                AuditCommand::Tail {
+                    config,
+                    follow,
+                    lines,
+                },
+        } => runtime().block_on(cli::audit_tail(config.as_ref(), follow, lines)),
         Command::Intents {
             command:
                 IntentsCommand::Tail {

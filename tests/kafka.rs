@@ -575,3 +575,81 @@ async fn a_kafka_configuration_error_never_shows_the_password() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_calls_are_audited_to_the_kafka_topic_and_tailed_back() {
+    const AUDIT: &str = "sre.integration.audit.v1";
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, 1, 1).unwrap();
+    cluster.create_topic(AUDIT, 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = kafka_config(dir.path(), &brokers);
+    c.tools.enabled = true;
+    let token_dir = c.secrets.dir.join("platform/agent");
+    std::fs::create_dir_all(&token_dir).unwrap();
+    std::fs::write(token_dir.join("token"), "agent-tok-k").unwrap();
+    c.tools.tokens = vec![sre_config::ToolToken {
+        name: "srecoder".into(),
+        role: sre_config::ToolRole::Agent,
+        secret_ref: "platform/agent".parse().unwrap(),
+    }];
+    let (app, base) = common::start(&c).await;
+    let resp = common::client()
+        .post(format!("{base}/v1/tools/k8s.nope"))
+        .bearer_auth("agent-tok-k")
+        .json(&serde_json::json!({"cluster": "dev"}))
+        .send()
+        .await
+        .unwrap();
+    // Answered only once the audit record was acknowledged by the broker.
+    assert_eq!(resp.status().as_u16(), 404);
+    app.shutdown().await;
+
+    let options = sre_sink::kafka::KafkaOptions::from_config(
+        &c.intents.kafka,
+        sre_config::SecretStore::new(&c.secrets.dir),
+    );
+    let records = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        sre_sink::kafka::read_topic(&options, AUDIT, 10, false, |r| {
+            out.push(r);
+            true
+        })
+        .map(|()| out)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].value["outcome"], "unknown_tool");
+    assert_eq!(records[0].value["caller"], "srecoder");
+    assert_eq!(records[0].header("audit_event"), Some("call"));
+    assert!(!serde_json::to_string(&records)
+        .unwrap()
+        .contains("agent-tok-k"));
+
+    // `audit tail` reads the topic when intents go to Kafka.
+    let file = dir.path().join("kafka.yaml");
+    std::fs::write(
+        &file,
+        format!("intents:\n  sink: kafka\n  kafka:\n    brokers: \"{brokers}\"\n"),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(common::process::BIN)
+            .args(["audit", "tail", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"outcome\":\"unknown_tool\""), "{stdout}");
+}

@@ -449,7 +449,33 @@ impl Config {
             self.intents.topic
         ));
         lines.push(format!("facts consumer: {}", onoff(self.facts.enabled)));
-        lines.push(format!("tools: {}", onoff(self.tools.enabled)));
+        lines.push(if self.tools.enabled {
+            let t = &self.tools;
+            let tokens: Vec<String> = t
+                .tokens
+                .iter()
+                .map(|k| {
+                    let role = match k.role {
+                        ToolRole::Agent => "agent",
+                        ToolRole::Approver => "approver",
+                    };
+                    format!("{} ({role})", k.name)
+                })
+                .collect();
+            format!(
+                "tools: on, {} listener, tokens [{}], approvals expire after {}, audit to {}",
+                t.listen.map_or("the main".to_owned(), |a| a.to_string()),
+                if tokens.is_empty() {
+                    "none: unauthenticated, loopback only".to_owned()
+                } else {
+                    tokens.join(", ")
+                },
+                humantime::format_duration(t.approval_ttl),
+                t.audit.topic
+            )
+        } else {
+            "tools: off".to_owned()
+        });
         lines.push(format!(
             "listen: {}, at most {} connections; /metrics and /v1/supervision {}",
             self.server.listen,

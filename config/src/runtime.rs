@@ -617,22 +617,111 @@ fn default_max_retry_after() -> Duration {
     Duration::from_secs(60)
 }
 
-/// `tools`: the SRECoder tool gateway.
+/// `tools`: the SRECoder tool gateway (MCP at `/mcp`, REST at `/v1/tools`, approvals at
+/// `/v1/approvals`).
+///
+/// ```yaml
+/// tools:
+///   enabled: true
+///   approval_ttl: 15m
+///   tokens:
+///     - {name: srecoder, role: agent, secret_ref: platform/sre-tools-token}
+///     - {name: oncall, role: approver, secret_ref: platform/sre-tools-approver-token}
+/// ```
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolsConfig {
     /// Whether tool endpoints are served.
     #[serde(default)]
     pub enabled: bool,
-    /// How long an approval stays valid.
+    /// How long an approval stays valid after it was requested: an approval granted later, or
+    /// redeemed later, is refused. Default 15m.
     #[serde(default = "default_approval_ttl", with = "humantime_serde")]
     pub approval_ttl: Duration,
-    /// Secret with key `token` that callers present as a bearer token.
+    /// Bearer tokens the callers present, each with a name (the identity audited and checked
+    /// against self-approval) and a role. Required when `enabled`, unless
+    /// `allow_unauthenticated` is set on a loopback listener.
+    #[serde(default)]
+    pub tokens: Vec<ToolToken>,
+    /// Replaced by `tokens` (kept only to say so: a configuration that sets it is refused with
+    /// the replacement spelled out).
     #[serde(default)]
     pub auth_secret_ref: Option<crate::SecretRef>,
     /// Where the Kubernetes write tools may act (see [`crate::tools`]). Default: nowhere.
     #[serde(default)]
     pub write_policy: crate::tools::WritePolicyConfig,
+    /// Serve the tools without tokens (every caller is the agent `anonymous`: reads run, writes
+    /// are held for an approval nobody can grant). Only on a loopback listener; default false.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
+    /// A separate listener for `/mcp`, `/v1/tools` and `/v1/approvals`; none (the default):
+    /// they are served on `server.listen`. Served under the `server` limits either way.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Most approvals pending at once; a write asked beyond that is refused (503) until some
+    /// are decided or expire. Default 1000.
+    #[serde(default = "default_max_pending")]
+    pub max_pending_approvals: usize,
+    /// A tool's output is cut to this many bytes of JSON (`truncated: true`). Default 256 KiB.
+    #[serde(default = "default_max_output_bytes")]
+    pub max_output_bytes: usize,
+    /// Longest a tool may run (and a write's preview may take); past it the call fails with a
+    /// timeout (504). Shorter than `server.request_timeout`. Default 20s.
+    #[serde(default = "default_call_timeout", with = "humantime_serde")]
+    pub call_timeout: Duration,
+    /// Largest request body of `POST /v1/tools/<name>` and `/v1/approvals/*` (413 beyond).
+    /// Default 1 MiB.
+    #[serde(default = "default_tools_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Where every call and decision is recorded.
+    #[serde(default)]
+    pub audit: ToolsAudit,
+}
+
+/// `tools.tokens[]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ToolToken {
+    /// The identity (`srecoder`, `oncall-alice`): audited, and an approver cannot approve a
+    /// write asked under the same name.
+    pub name: String,
+    /// `agent` (lists and calls tools) or `approver` (also approves and denies writes).
+    pub role: ToolRole,
+    /// Secret holding the token under key `token`.
+    pub secret_ref: crate::SecretRef,
+}
+
+/// `tools.tokens[].role`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolRole {
+    /// Lists and calls tools; a write needs someone else's approval.
+    Agent,
+    /// Approves or denies pending writes, and may call tools like an agent.
+    Approver,
+}
+
+/// `tools.audit`: the audit trail. With `intents.sink: embedded` it is a JSON Lines log in
+/// `<intents.embedded.data_dir>/<topic>` (fsync'd before a call runs or answers); with
+/// `intents.sink: kafka` it is the Kafka topic `topic` (acks=all awaited; create it first).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsAudit {
+    /// Topic (also the embedded log's directory name). Default `sre.integration.audit.v1`.
+    #[serde(default = "default_audit_topic")]
+    pub topic: String,
+    /// Longest an audit write may take; past it the call fails (no unaudited call). Default 10s.
+    #[serde(default = "default_audit_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for ToolsAudit {
+    fn default() -> Self {
+        ToolsAudit {
+            topic: default_audit_topic(),
+            timeout: default_audit_timeout(),
+        }
+    }
 }
 
 impl Default for ToolsConfig {
@@ -640,14 +729,40 @@ impl Default for ToolsConfig {
         ToolsConfig {
             enabled: false,
             approval_ttl: default_approval_ttl(),
+            tokens: Vec::new(),
             auth_secret_ref: None,
             write_policy: Default::default(),
+            allow_unauthenticated: false,
+            listen: None,
+            max_pending_approvals: default_max_pending(),
+            max_output_bytes: default_max_output_bytes(),
+            call_timeout: default_call_timeout(),
+            max_body_bytes: default_tools_body_bytes(),
+            audit: ToolsAudit::default(),
         }
     }
 }
 
 fn default_approval_ttl() -> Duration {
     Duration::from_secs(900)
+}
+fn default_max_pending() -> usize {
+    1000
+}
+fn default_max_output_bytes() -> usize {
+    256 * 1024
+}
+fn default_call_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+fn default_tools_body_bytes() -> usize {
+    1024 * 1024
+}
+fn default_audit_topic() -> String {
+    "sre.integration.audit.v1".into()
+}
+fn default_audit_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// `telemetry`.

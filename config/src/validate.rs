@@ -25,6 +25,85 @@ pub(crate) fn validate(c: &Config, e: &mut Collector) {
     intents(c, e);
     server(c, e);
     crate::tools::validate_write_policy(c, e);
+    tools(c, e);
+}
+
+fn tools(c: &Config, e: &mut Collector) {
+    let t = &c.tools;
+    let p = "tools";
+    if let Some(r) = &t.auth_secret_ref {
+        e.push(
+            format!("{p}.auth_secret_ref"),
+            format!("replaced by tools.tokens, where each token has a name and a role: write `tokens: [{{name: srecoder, role: agent, secret_ref: {r}}}]` and add an approver token"),
+        );
+    }
+    unique(
+        e,
+        &format!("{p}.tokens"),
+        t.tokens.iter().map(|t| t.name.as_str()),
+    );
+    e.check(
+        !t.approval_ttl.is_zero(),
+        &format!("{p}.approval_ttl"),
+        || "must be greater than zero".into(),
+    );
+    e.check(
+        t.max_pending_approvals >= 1,
+        &format!("{p}.max_pending_approvals"),
+        || "must be at least 1".into(),
+    );
+    e.check(
+        t.max_output_bytes >= 1024,
+        &format!("{p}.max_output_bytes"),
+        || "must be at least 1024 bytes".into(),
+    );
+    e.check(
+        t.max_body_bytes >= 1024,
+        &format!("{p}.max_body_bytes"),
+        || "must be at least 1024 bytes".into(),
+    );
+    e.check(
+        !t.audit.topic.is_empty(),
+        &format!("{p}.audit.topic"),
+        || "must not be empty".into(),
+    );
+    e.check(
+        t.audit.topic != c.intents.topic,
+        &format!("{p}.audit.topic"),
+        || "must differ from intents.topic (audit records are not intents)".into(),
+    );
+    // Against the server's limits only when served (a disabled section keeps its defaults).
+    if t.enabled {
+        e.check(
+            !t.call_timeout.is_zero() && t.call_timeout < c.server.request_timeout,
+            &format!("{p}.call_timeout"),
+            || {
+                format!(
+                    "{} must be greater than zero and shorter than server.request_timeout ({}), or the request is cut off before the tool's timeout can be answered",
+                    humantime::format_duration(t.call_timeout),
+                    humantime::format_duration(c.server.request_timeout)
+                )
+            },
+        );
+        e.check(
+            t.audit.timeout < c.server.request_timeout,
+            &format!("{p}.audit.timeout"),
+            || "must be shorter than server.request_timeout".into(),
+        );
+    }
+    if let Some(listen) = t.listen {
+        e.check(
+            listen != c.server.listen || listen.port() == 0,
+            &format!("{p}.listen"),
+            || format!("{listen} is server.listen already: leave tools.listen out to serve the tools there, or give them another address"),
+        );
+    }
+    if t.enabled && t.tokens.is_empty() && !t.allow_unauthenticated {
+        e.push(
+            format!("{p}.tokens"),
+            "tools are enabled without tokens: configure tokens (name, role agent or approver, secret_ref), or set allow_unauthenticated: true on a loopback listener",
+        );
+    }
 }
 
 /// The longest dedup window accepted: a day. Longer is a typo (`5h` for `5m`) or a design
@@ -62,8 +141,19 @@ fn server(c: &Config, e: &mut Collector) {
 }
 
 /// What `run` and `check-config` refuse after the environment is applied: an unauthenticated
-/// webhook on an address other hosts can reach, unless allowed explicitly.
+/// webhook on an address other hosts can reach, unless allowed explicitly; unauthenticated
+/// tools on such an address, ever.
 pub(crate) fn exposure(c: &Config, e: &mut Collector) {
+    let t = &c.tools;
+    let tools_listen = t.listen.unwrap_or(c.server.listen);
+    if t.enabled && t.tokens.is_empty() && !tools_listen.ip().is_loopback() {
+        e.push(
+            "tools.allow_unauthenticated",
+            format!(
+                "tools without tokens are served only on a loopback address, but they listen on {tools_listen}: configure tools.tokens"
+            ),
+        );
+    }
     let Some(am) = c.alertmanager() else { return };
     if !matches!(am.auth, WebhookAuth::None) || am.allow_unauthenticated {
         return;
@@ -844,8 +934,12 @@ pub(crate) fn secret_needs(c: &Config) -> Vec<SecretNeed> {
         }
     }
     if c.tools.enabled {
-        if let Some(r) = &c.tools.auth_secret_ref {
-            need("tools.auth_secret_ref".into(), r, &["token"]);
+        for (i, t) in c.tools.tokens.iter().enumerate() {
+            need(
+                format!("tools.tokens.{i}.secret_ref"),
+                &t.secret_ref,
+                &["token"],
+            );
         }
     }
     out

@@ -525,6 +525,97 @@ pub fn recent_keys(
     Ok(out)
 }
 
+/// Reads `topic` (`audit tail` on Kafka): the last `last` records of each partition, then,
+/// with `follow`, every record as it arrives, until `on_record` returns false. Without
+/// `follow` it ends once every partition's end (as of the start) is reached. Blocking; a topic
+/// that does not exist is an error naming it.
+pub fn read_topic(
+    options: &KafkaOptions,
+    topic: &str,
+    last: usize,
+    follow: bool,
+    mut on_record: impl FnMut(crate::stored::StoredRecord) -> bool,
+) -> Result<(), SinkError> {
+    let timeout = Duration::from_secs(10);
+    let (mut c, r) = client_config(
+        &options.brokers,
+        &options.security,
+        &options.secrets,
+        &options.properties,
+    )?;
+    c.set("client.id", &options.client_id)
+        .set("group.id", format!("{}-tail", options.client_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer<QuietContext> = c
+        .create_with_context(QuietContext::new(r.clone()))
+        .map_err(|e| SinkError::Config(r.redact(&e.to_string())))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| r.kafka(e))?;
+    let Some(t) = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+    else {
+        return Err(SinkError::Kafka(format!("topic {topic} does not exist")));
+    };
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = BTreeMap::new();
+    for p in t.partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p.id(), timeout)
+            .map_err(|e| r.kafka(e))?;
+        let start = (high - last as i64).max(low);
+        if high > start {
+            ends.insert(p.id(), high);
+        }
+        assignment
+            .add_partition_offset(topic, p.id(), Offset::Offset(start))
+            .map_err(|e| r.kafka(e))?;
+    }
+    consumer.assign(&assignment).map_err(|e| r.kafka(e))?;
+    while follow || !ends.is_empty() {
+        let Some(msg) = consumer.poll(Duration::from_millis(250)) else {
+            continue;
+        };
+        let msg = msg.map_err(|e| r.kafka(e))?;
+        let mut headers = BTreeMap::new();
+        if let Some(hs) = msg.headers() {
+            for h in hs.iter() {
+                if let Some(Ok(v)) = h.value.map(std::str::from_utf8) {
+                    headers.insert(h.key.to_owned(), v.to_owned());
+                }
+            }
+        }
+        let value = msg
+            .payload()
+            .and_then(|p| serde_json::from_slice(p).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let record = crate::stored::StoredRecord {
+            offset: msg.offset().max(0) as u64,
+            timestamp: msg.timestamp().to_millis().unwrap_or(0).max(0) as u64,
+            topic: topic.to_owned(),
+            key: msg
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .unwrap_or_default(),
+            headers,
+            value,
+        };
+        if ends
+            .get(&msg.partition())
+            .is_some_and(|end| msg.offset() + 1 >= *end)
+        {
+            ends.remove(&msg.partition());
+        }
+        if !on_record(record) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 /// The timestamp (ms) of a partition's newest record.
 fn last_timestamp(
     consumer: &BaseConsumer<QuietContext>,

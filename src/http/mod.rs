@@ -1,6 +1,7 @@
 //! The operator HTTP surface: `GET /healthz`, `GET /readyz`, `GET /metrics`,
-//! `GET /v1/supervision`, `POST /v1/supervision/restart`. Later areas (webhooks, tools) add
-//! their routes to the same router.
+//! `GET /v1/supervision`, `POST /v1/supervision/restart`. The webhook and the agent tools
+//! ([`tools`]) add their routes to the same router (the tools may have a listener of their
+//! own, `tools.listen`).
 //!
 //! `/healthz` and `/readyz` are always open (probes). The other three take
 //! `Authorization: Bearer <token>` when `server.ops_auth` is configured; when its secret cannot
@@ -13,10 +14,12 @@
 //! - `server`: the `HttpServer` actor that owns the listener.
 //! - `serve`: the accept loop and the per-connection limits.
 //! - `tree`: the JSON supervision tree.
+//! - `tools`: the REST door of the agent tools and the approval endpoints.
 
 pub mod exposition;
 pub mod serve;
 pub mod server;
+pub mod tools;
 pub mod tree;
 
 use std::sync::Arc;

@@ -7,7 +7,25 @@
 //!   both doors call, and the types they exchange (callers, roles, outcomes, errors).
 //! - [`k8s_write`]: the Kubernetes write tools (exec, apply, delete, rollout restart) and
 //!   their previews; [`write_policy`]: where they may act.
+//! - [`gateway`]: [`ToolGateway`](gateway::ToolGateway), the gate itself.
+//! - [`approvals`]: the bounded store of pending approvals (single-use redeem).
+//! - [`audit`]: the durable audit trail (embedded log or Kafka topic).
+//! - [`auth`]: bearer tokens → callers with a role.
+//! - [`redact`]: what never leaves the gate (Secret data, credentials, configured secrets).
+//! - [`canonical`]: canonical JSON and SHA-256, what an approval is bound to.
+//! - [`schema`]: argument validation against a tool's JSON Schema.
+//! - [`sweeper`]: the actor that removes expired approvals on a timer.
+//! - [`metrics`]: the `sre_tools_*` families.
 
+pub mod approvals;
+pub mod audit;
+pub mod auth;
+pub mod canonical;
+pub mod gateway;
 pub mod k8s_write;
+pub mod metrics;
+pub mod redact;
+pub mod schema;
+pub mod sweeper;
 pub mod tool;
 pub mod write_policy;
