@@ -20,6 +20,8 @@
 //! open and recovered before the dedup window is rebuilt from it; the listener opens last);
 //! shutdown runs in reverse, so the listener closes first and drains, and the sink closes last.
 
+use sre_actors::kubernetes::write::ClusterWriter;
+use sre_actors::tools::k8s_write::write_tools;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,12 +130,18 @@ pub struct ToolDeps<'a> {
     pub kubernetes: Option<&'a ClusterReader>,
 }
 
-/// The tools the gateway serves: the `k8s.*` and `obs.*` read tools and the Kubernetes write
-/// tools register here. This build has none of its own yet (they are separate work merged on
-/// top): the gateway then serves an empty list, and says so at start.
+/// The tools the gateway serves: the Kubernetes write tools (held for approval by the gate)
+/// when the Kubernetes integration is on, and the `k8s.*` / `obs.*` read tools.
 pub fn agent_tools(deps: &ToolDeps<'_>) -> Vec<Arc<dyn Tool>> {
-    let _ = (deps.config, deps.providers, deps.kubernetes);
-    Vec::new()
+    let _ = deps.providers;
+    let mut tools: Vec<Arc<dyn Tool>> = Vec::new();
+    if let Some(reader) = deps.kubernetes {
+        tools.extend(write_tools(
+            ClusterWriter::new(reader.clone()),
+            deps.config.tools.write_policy.clone(),
+        ));
+    }
+    tools
 }
 
 /// The audit trail's sink: the embedded log `<data_dir>/<tools.audit.topic>`, or the Kafka topic
