@@ -20,6 +20,8 @@
 //! open and recovered before the dedup window is rebuilt from it; the listener opens last);
 //! shutdown runs in reverse, so the listener closes first and drains, and the sink closes last.
 
+use sre_actors::kubernetes::write::ClusterWriter;
+use sre_actors::tools::k8s_write::write_tools;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,14 +135,21 @@ pub struct ToolDeps<'a> {
     pub kubernetes: Option<&'a ClusterReader>,
 }
 
-/// The tools the gateway serves: the `k8s.*` reads over the clusters' reader (when Kubernetes
-/// is configured) and the `obs.*` reads of the configured observability backends (the
-/// Kubernetes write tools register here too).
+/// The tools the gateway serves: the `k8s.*` reads over the clusters' reader and the Kubernetes
+/// write tools (held for approval by the gate) when the Kubernetes integration is on, and the
+/// `obs.*` reads of the configured observability backends.
 pub fn agent_tools(deps: &ToolDeps<'_>) -> Vec<Arc<dyn Tool>> {
-    read_tools(
+    let mut tools = read_tools(
         deps.kubernetes.cloned(),
         obs_clients(deps.config, deps.providers),
-    )
+    );
+    if let Some(reader) = deps.kubernetes {
+        tools.extend(write_tools(
+            ClusterWriter::new(reader.clone()),
+            deps.config.tools.write_policy.clone(),
+        ));
+    }
+    tools
 }
 
 /// The audit trail's sink: the embedded log `<data_dir>/<tools.audit.topic>`, or the Kafka topic

@@ -199,6 +199,34 @@ fn secrets_are_readable_only_through_the_optional_role() {
 }
 
 #[test]
+fn writes_are_granted_only_through_the_optional_namespaced_component() {
+    let component = &documents("tools-write/kustomization.yaml")[0];
+    assert_eq!(component["kind"].as_str(), Some("Component"));
+    let base = &documents("kustomization.yaml")[0];
+    assert!(base["components"].is_null(), "writes are off by default");
+    let docs = documents("tools-write/rbac-namespaced.yaml");
+    assert!(
+        of_kind(&docs, "ClusterRole").is_empty(),
+        "write access is per namespace"
+    );
+    let rules = rules("tools-write/rbac-namespaced.yaml");
+    assert!(rules
+        .iter()
+        .any(|(r, v)| r == &["pods/exec"] && v == &["create"]));
+    for (resources, verbs) in &rules {
+        assert!(
+            !resources
+                .iter()
+                .any(|r| r == "secrets" || r == "*" || r == "namespaces"),
+            "grants {verbs:?} on {resources:?}"
+        );
+        assert!(!verbs
+            .iter()
+            .any(|v| v == "*" || v == "escalate" || v == "bind"));
+    }
+}
+
+#[test]
 fn the_image_builds_locked_from_pinned_bases() {
     let file = std::fs::read_to_string(root().join("deploy/Containerfile")).unwrap();
     let froms: Vec<&str> = file.lines().filter(|l| l.starts_with("FROM ")).collect();

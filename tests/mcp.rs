@@ -6,9 +6,10 @@
 //!
 //! The program is started with tools enabled (an agent and an approver token from mounted
 //! secrets) and a configuration naming two fake clusters and fake Prometheus, Loki, Tempo and
-//! Grafana, plus one recording write tool (`test.restart`): the MCP client talks to the real
-//! `/mcp` door in front of the real `ToolGateway` with the registry's read tools; the approval
-//! is granted through the REST door by the approver in between two client runs.
+//! Grafana, with writes allowed in one namespace of one cluster: the MCP client talks to the
+//! real `/mcp` door in front of the real `ToolGateway` with the registry's 14 tools; a
+//! `k8s.rollout_restart` meets `approval_required`, the approver approves through the REST
+//! door, and the repeated call restarts the Deployment on the fake API server, once.
 //!
 //! The door's own behaviour (tokens, Origin, the session cap) is tested over [`TestGate`], a
 //! minimal gate written here.
@@ -20,7 +21,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -92,37 +93,7 @@ async fn run_client(plan: Value) -> Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
-/// A write tool for the door's `approval_required` path: it records that it ran.
-struct TestWrite(Arc<Mutex<Vec<Value>>>);
-
-impl Tool for TestWrite {
-    fn spec(&self) -> ToolSpec {
-        ToolSpec {
-            name: "test.restart",
-            description: "Restart a workload (test write tool).",
-            input_schema: json!({
-                "type": "object",
-                "properties": {"name": {"type": "string"}, APPROVAL_ID_ARG: {"type": "string"}},
-                "required": ["name"],
-                "additionalProperties": false,
-            }),
-            write: true,
-        }
-    }
-
-    fn preview<'a>(&'a self, args: &'a Value) -> BoxFuture<'a, Result<Value, ToolError>> {
-        Box::pin(async move { Ok(json!({"would_restart": args["name"]})) })
-    }
-
-    fn call<'a>(&'a self, args: &'a Value) -> BoxFuture<'a, Result<Value, ToolError>> {
-        Box::pin(async move {
-            self.0.lock().unwrap().push(args.clone());
-            Ok(json!({"restarted": args["name"]}))
-        })
-    }
-}
-
-/// The gate of these tests over real tools (see the module docs).
+/// A minimal gate for the door's own tests (see the module docs).
 struct TestGate {
     tools: BTreeMap<&'static str, Arc<dyn Tool>>,
 }
@@ -217,6 +188,7 @@ async fn program(
     pod["metadata"]["labels"] = json!({"app": "api"});
     prod.apply(pod);
     prod.apply(fk::secret("web", "db", [("password", "hunter2-planted")]));
+    prod.apply(fk::deployment("web", "api", 2));
     prod.set_logs(
         "web",
         "api-1",
@@ -288,6 +260,8 @@ async fn program(
     o.grafana =
         Some(serde_json::from_value(json!({"url": format!("{}/", grafana.url())})).unwrap());
     c.tools.enabled = true;
+    c.tools.write_policy =
+        serde_json::from_value(json!({"clusters": {"prod": {"namespaces": ["web"]}}})).unwrap();
     for (name, token) in [("agent", AGENT_TOKEN), ("approver", APPROVER_TOKEN)] {
         let p = c.secrets.dir.join("platform").join(name);
         std::fs::create_dir_all(&p).unwrap();
@@ -324,12 +298,17 @@ async fn program(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_lists_and_calls_the_tools_through_the_real_gate() {
     let dir = tempfile::tempdir().unwrap();
-    let ran = Arc::new(Mutex::new(Vec::new()));
-    let write: Arc<dyn Tool> = Arc::new(TestWrite(ran.clone()));
-    let (app, base, up) = program(dir.path(), vec![write.clone()]).await;
+    let (app, base, up) = program(dir.path(), Vec::new()).await;
     let url = format!("{base}{MCP_PATH}");
-    let mut specs: BTreeMap<&str, ToolSpec> = BTreeMap::new();
-    specs.insert("test.restart", write.spec());
+    let restart_args =
+        json!({"cluster": "prod", "namespace": "web", "kind": "Deployment", "name": "api"});
+    let restarted = || {
+        up.prod
+            .get("apps/v1", "Deployment", Some("web"), "api")
+            .unwrap()["spec"]["template"]["metadata"]["annotations"]
+            ["kubectl.kubernetes.io/restartedAt"]
+            .clone()
+    };
 
     let calls = json!([
         {"name": "k8s.get_resource", "arguments": {"cluster": "prod", "kind": "pods", "namespace": "web", "name": "api-1"}},
@@ -343,7 +322,7 @@ async fn the_python_sdk_lists_and_calls_the_tools_through_the_real_gate() {
         {"name": "obs.get_dashboard_url", "arguments": {"uid": "lat", "from": "2025-01-01T11:00:00Z", "to": "2025-01-01T12:00:00Z", "vars": {"env": "prod"}}},
         {"name": "k8s.get_resource", "arguments": {"cluster": "prod", "kind": "pods", "namespace": "web", "name": "missing"}},
         {"name": "k8s.get_resource", "arguments": {"cluster": "nowhere", "kind": "pods", "name": "x"}},
-        {"name": "test.restart", "arguments": {"name": "api"}},
+        {"name": "k8s.rollout_restart", "arguments": restart_args},
         {"name": "k8s.no_such_tool", "arguments": {}},
     ]);
     let out = run_client(json!({"url": url, "token": AGENT_TOKEN, "calls": calls})).await;
@@ -360,32 +339,43 @@ async fn the_python_sdk_lists_and_calls_the_tools_through_the_real_gate() {
     assert_eq!(
         listed.keys().map(String::as_str).collect::<Vec<_>>(),
         [
+            "k8s.apply_manifest",
+            "k8s.delete_resource",
             "k8s.describe_resource",
+            "k8s.exec_command",
             "k8s.get_events",
             "k8s.get_logs",
             "k8s.get_resource",
             "k8s.list_resources",
+            "k8s.rollout_restart",
             "obs.get_dashboard_url",
             "obs.get_trace",
             "obs.query_metrics",
             "obs.search_logs",
-            "obs.search_traces",
-            "test.restart"
-        ]
+            "obs.search_traces"
+        ],
+        "the 14 tools"
     );
+    let writes = [
+        "k8s.apply_manifest",
+        "k8s.delete_resource",
+        "k8s.exec_command",
+        "k8s.rollout_restart",
+    ];
     for t in listed.values() {
         assert!(t["description"].as_str().is_some_and(|d| !d.is_empty()));
         assert_eq!(t["inputSchema"]["type"], "object", "{t}");
-        assert_eq!(
-            t["annotations"]["readOnlyHint"],
-            t["name"] != "test.restart",
-            "{t}"
-        );
+        let write = writes.contains(&t["name"].as_str().unwrap());
+        assert_eq!(t["annotations"]["readOnlyHint"], !write, "{t}");
+        assert_eq!(t["annotations"]["destructiveHint"], write, "{t}");
+        if t["name"].as_str().unwrap().starts_with("k8s.") {
+            assert_eq!(
+                t["inputSchema"]["properties"]["cluster"]["enum"],
+                json!(["prod", "staging"]),
+                "{t}"
+            );
+        }
     }
-    assert_eq!(
-        listed["test.restart"]["inputSchema"],
-        specs["test.restart"].input_schema
-    );
     assert_eq!(
         listed["k8s.get_logs"]["inputSchema"]["properties"]["cluster"]["enum"],
         json!(["prod", "staging"])
@@ -426,9 +416,9 @@ async fn the_python_sdk_lists_and_calls_the_tools_through_the_real_gate() {
     let s = &c[11]["structured"];
     assert_eq!(s["status"], "approval_required");
     let id = s["approval_id"].as_str().unwrap().to_owned();
-    assert_eq!(s["tool"], "test.restart");
-    assert_eq!(s["arguments"], json!({"name": "api"}));
-    assert_eq!(s["preview"], json!({"would_restart": "api"}));
+    assert_eq!(s["tool"], "k8s.rollout_restart");
+    assert_eq!(s["arguments"], restart_args);
+    assert_eq!(s["preview"]["action"], "rollout_restart", "{s}");
     assert_eq!(s["requested_by"], "srecoder");
     let text = c[11]["text"][0].as_str().unwrap();
     assert!(
@@ -437,7 +427,7 @@ async fn the_python_sdk_lists_and_calls_the_tools_through_the_real_gate() {
             && text.contains(&id),
         "{text}"
     );
-    assert!(ran.lock().unwrap().is_empty());
+    assert_eq!(restarted(), Value::Null, "nothing changed");
     // An unknown tool is a JSON-RPC error.
     assert_eq!(c[12]["error"]["code"], -32602, "{}", c[12]);
     assert!(!up.prod.requests().is_empty());
@@ -452,14 +442,17 @@ async fn the_python_sdk_lists_and_calls_the_tools_through_the_real_gate() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let again = json!({"name": "test.restart", "arguments": {"name": "api", "approval_id": id}});
+    let mut with_id = restart_args.clone();
+    with_id["approval_id"] = json!(id);
+    let again = json!({"name": "k8s.rollout_restart", "arguments": with_id});
     let out = run_client(json!({"url": url, "token": AGENT_TOKEN, "calls": [again, again]})).await;
     let c = out["calls"].as_array().unwrap();
-    assert_eq!(done(c, 0)["restarted"], "api");
-    assert_eq!(ran.lock().unwrap().len(), 1);
+    done(c, 0);
+    let at = restarted();
+    assert!(at.is_string(), "the Deployment was restarted: {at}");
     assert_eq!(c[1]["is_error"], true, "{}", c[1]);
     assert_eq!(c[1]["structured"]["error"], "approval_refused");
-    assert_eq!(ran.lock().unwrap().len(), 1);
+    assert_eq!(restarted(), at, "once");
 
     app.shutdown().await;
 }

@@ -647,6 +647,9 @@ pub struct ToolsConfig {
     /// the replacement spelled out).
     #[serde(default)]
     pub auth_secret_ref: Option<crate::SecretRef>,
+    /// Where the Kubernetes write tools may act (see [`crate::tools`]). Default: nowhere.
+    #[serde(default)]
+    pub write_policy: crate::tools::WritePolicyConfig,
     /// Serve the tools without tokens (every caller is the agent `anonymous`: reads run, writes
     /// are held for an approval nobody can grant). Only on a loopback listener; default false.
     #[serde(default)]
@@ -728,6 +731,7 @@ impl Default for ToolsConfig {
             approval_ttl: default_approval_ttl(),
             tokens: Vec::new(),
             auth_secret_ref: None,
+            write_policy: Default::default(),
             allow_unauthenticated: false,
             listen: None,
             max_pending_approvals: default_max_pending(),

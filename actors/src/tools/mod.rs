@@ -10,6 +10,8 @@
 //! - [`obs`]: the five observability read tools over the Prometheus, Loki, Tempo and Grafana
 //!   clients (a backend not configured has no tool).
 //! - [`args`]: argument parsing and the time forms the tools share.
+//! - [`k8s_write`]: the Kubernetes write tools (exec, apply, delete, rollout restart) and
+//!   their previews; [`write_policy`]: where they may act.
 //! - [`gateway`]: [`ToolGateway`](gateway::ToolGateway), the gate itself.
 //! - [`approvals`]: the bounded store of pending approvals (single-use redeem).
 //! - [`audit`]: the durable audit trail (embedded log or Kafka topic).
@@ -33,12 +35,14 @@ pub mod auth;
 pub mod canonical;
 pub mod gateway;
 pub mod k8s_read;
+pub mod k8s_write;
 pub mod metrics;
 pub mod obs;
 pub mod redact;
 pub mod schema;
 pub mod sweeper;
 pub mod tool;
+pub mod write_policy;
 
 pub use obs::ObsClients;
 
