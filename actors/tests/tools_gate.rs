@@ -617,8 +617,36 @@ async fn reads_run_at_once_redacted() {
     assert_eq!(f.sink.audit()[0].outcome, "done");
 }
 
-#[tokio::test(start_paused = true)]
-async fn planted_secrets_reach_no_output_audit_record_or_log() {
+/// The logs are captured through a thread-local subscriber, but tracing caches each callsite's
+/// interest process-wide: another test registering the same callsite (`tool call`) at the same
+/// moment can cache "not interested" and the capture misses the line. So the capture runs alone,
+/// in a child process of this test binary.
+#[test]
+fn planted_secrets_reach_no_output_audit_record_or_log() {
+    const CHILD: &str = "SRE_TOOLS_GATE_LOG_CAPTURE_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(planted_secrets_alone());
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "planted_secrets_reach_no_output_audit_record_or_log",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the child ran the test: {text}");
+}
+
+async fn planted_secrets_alone() {
     use tracing_subscriber::fmt::MakeWriter;
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
