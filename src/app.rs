@@ -9,7 +9,8 @@
 //! ├── clusters    one ClusterWatcher per Kubernetes cluster (when enabled)
 //! ├── argocd      one EnvPoller per ArgoCD environment (when enabled)
 //! ├── sli         the SliScheduler (when sli_calculation and prometheus are configured)
-//! └── probes      one UpstreamProbe per configured Prometheus, Loki, Tempo, Grafana
+//! ├── probes      one UpstreamProbe per configured Prometheus, Loki, Tempo, Grafana
+//! └── facts       ledger · waker · consumer (when facts.enabled): facts to the targets
 //! ```
 //!
 //! Start order is the order above (circuits exist before anything that calls out; the sink is
@@ -25,6 +26,14 @@ use ractor::{Actor, ActorRef};
 use sre_actors::argocd::metrics::ArgoMetrics;
 use sre_actors::argocd::poller::{EnvPoller, PollerArgs};
 use sre_actors::emit::Emitter;
+use sre_actors::facts::action::FactAction;
+use sre_actors::facts::consumer::{KafkaFacts, KafkaFactsArgs};
+use sre_actors::facts::embedded::{EmbeddedArgs, EmbeddedFacts};
+use sre_actors::facts::handler::{Backoff, HandlerParts, IncidentLocks, WaitBoard};
+use sre_actors::facts::ledger::{IncidentLedger, LedgerArgs, LedgerClient};
+use sre_actors::facts::metrics::FactsMetrics;
+use sre_actors::facts::store::{KafkaLedger, LedgerStore, LocalLedger};
+use sre_actors::facts::waker::{DueWaker, WakerArgs};
 use sre_actors::ingest::claim::Delivery;
 use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, DedupSource, Rebuild, Window};
 use sre_actors::ingest::metrics::IngestMetrics;
@@ -72,6 +81,130 @@ pub const CLUSTERS: &str = "clusters";
 pub const SLI: &str = "sli";
 /// Name of the supervisor of the upstream health probes.
 pub const PROBES: &str = "probes";
+/// Name of the supervisor of the facts consumer, the incident ledger and the waker.
+pub const FACTS: &str = "facts";
+
+/// The fact targets (pagers, ticket trackers, Grafana annotations) built from the
+/// configuration, in the order each fact is applied to them. A fact with no targets still
+/// updates the incident ledger.
+pub fn fact_targets(config: &Config, providers: &Providers) -> Vec<Arc<dyn FactAction>> {
+    let _ = (config, providers);
+    let targets: Vec<Arc<dyn FactAction>> = Vec::new();
+    if config.facts.enabled && targets.is_empty() {
+        tracing::info!("no fact targets configured: facts update the incident ledger only");
+    }
+    targets
+}
+
+/// The Kafka options of the facts clients: `intents.kafka`, `facts.brokers` overriding the
+/// brokers.
+pub fn facts_kafka_options(config: &Config) -> KafkaOptions {
+    let mut o =
+        KafkaOptions::from_config(&config.intents.kafka, SecretStore::new(&config.secrets.dir));
+    if let Some(b) = &config.facts.brokers {
+        o.brokers = b.clone();
+    }
+    o
+}
+
+/// The incident ledger's store: the compacted topic with `intents.sink: kafka`, the local log
+/// `<facts.data_dir>/<ledger_topic>/` otherwise.
+pub fn ledger_store(config: &Config) -> LedgerStore {
+    let f = &config.facts;
+    match config.intents.sink {
+        SinkKind::Kafka => LedgerStore::Kafka(KafkaLedger::new(
+            facts_kafka_options(config),
+            f.ledger_topic.clone(),
+            f.topic.clone(),
+        )),
+        SinkKind::Embedded => LedgerStore::Local(LocalLedger::new(
+            f.data_dir.join(&f.ledger_topic),
+            f.ledger_topic.clone(),
+            f.ledger_compact_lines,
+        )),
+    }
+}
+
+/// The facts subtree (ledger, waker, consumer), when `facts.enabled`.
+fn facts_children(
+    config: &Config,
+    targets: Vec<Arc<dyn FactAction>>,
+    metrics: &FactsMetrics,
+    readiness: &Readiness,
+) -> Option<Vec<ChildSpec>> {
+    let f = &config.facts;
+    if !f.enabled {
+        return None;
+    }
+    let clock = wall_clock();
+    let targets: Arc<[Arc<dyn FactAction>]> = targets.into();
+    let ledger_slot = ActorSlot::default();
+    let waker_slot = ActorSlot::default();
+    let locks = IncidentLocks::default();
+    let backoff = Backoff {
+        min: f.min_backoff,
+        max: f.max_backoff,
+    };
+    let ledger = LedgerClient::new(ledger_slot.clone());
+    let store_config = config.clone();
+    let ledger_args = LedgerArgs {
+        store: Arc::new(move || ledger_store(&store_config)),
+        slot: ledger_slot,
+        waker: waker_slot.clone(),
+        retention: f.ledger_retention,
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+    };
+    let waker_args = WakerArgs {
+        slot: waker_slot,
+        ledger: ledger.clone(),
+        targets: targets.clone(),
+        locks: locks.clone(),
+        clock: clock.clone(),
+        backoff,
+        metrics: metrics.clone(),
+    };
+    let parts = HandlerParts {
+        ledger,
+        targets,
+        metrics: metrics.clone(),
+        clock,
+        locks,
+        backoff,
+        board: WaitBoard::new(metrics.clone(), readiness.clone()),
+    };
+    let consumer = match config.intents.sink {
+        SinkKind::Kafka => {
+            let args = KafkaFactsArgs {
+                options: facts_kafka_options(config),
+                topic: f.topic.clone(),
+                group_id: f.group_id.clone(),
+                dead_letter_topic: f.dead_letter_topic.clone(),
+                commit_interval: f.commit_interval,
+                parts,
+            };
+            ChildSpec::actor("consumer", move || (KafkaFacts, args.clone()))
+        }
+        SinkKind::Embedded => {
+            let args = EmbeddedArgs {
+                dir: f.data_dir.join(&f.topic),
+                position: f.data_dir.join(format!("{}.position", f.topic)),
+                dead_letters: (
+                    f.data_dir.join(&f.dead_letter_topic),
+                    f.dead_letter_topic.clone(),
+                ),
+                poll_interval: f.poll_interval,
+                parts,
+            };
+            ChildSpec::actor("consumer", move || (EmbeddedFacts, args.clone()))
+        }
+    };
+    Some(vec![
+        ChildSpec::actor("ledger", move || (IncidentLedger, ledger_args.clone())),
+        ChildSpec::actor("waker", move || (DueWaker, waker_args.clone())),
+        consumer,
+    ])
+}
 
 /// Why the program could not start.
 #[derive(Debug, thiserror::Error)]
@@ -93,9 +226,6 @@ pub fn not_yet_served(config: &Config) -> Vec<&'static str> {
     }
     if config.paging().is_some() {
         out.push("paging_integration (pages from facts)");
-    }
-    if config.facts.enabled {
-        out.push("facts (the facts consumer)");
     }
     if config.tools.enabled {
         out.push("tools (the agent tool gateway)");
@@ -208,12 +338,21 @@ pub struct AppHandle {
     observer: Observer,
     providers: Providers,
     reader: Option<ClusterReader>,
+    facts: FactsMetrics,
     config: Config,
 }
 
 impl AppHandle {
     /// Builds and starts the tree; returns once every child has been started once.
     pub async fn start(config: Config) -> Result<AppHandle, AppError> {
+        AppHandle::start_with_targets(config, fact_targets).await
+    }
+
+    /// [`AppHandle::start`] with the fact targets made by `targets` (tests, embedders).
+    pub async fn start_with_targets(
+        config: Config,
+        targets: impl FnOnce(&Config, &Providers) -> Vec<Arc<dyn FactAction>>,
+    ) -> Result<AppHandle, AppError> {
         sre_actors::providers::client::install_crypto_provider();
         let mut registry = Registry::default();
         let observer = Observer::new(&mut registry);
@@ -224,6 +363,7 @@ impl AppHandle {
         let probe_metrics = ProbeMetrics::new(&mut registry);
         let kube_metrics = KubeMetrics::new(&mut registry);
         let http_metrics = HttpMetrics::new(&mut registry);
+        let facts_metrics = FactsMetrics::new(&mut registry);
         let readiness = Readiness::new(INGEST);
         report_missing_secrets(&config);
         for section in not_yet_served(&config) {
@@ -345,12 +485,19 @@ impl AppHandle {
             })])
         });
         let probes = upstream_probes(&config, &providers, &readiness, &probe_metrics);
+        let facts = facts_children(
+            &config,
+            targets(&config, &providers),
+            &facts_metrics,
+            &readiness,
+        );
         let mut root = root;
         for (name, children) in [
             (CLUSTERS, watchers),
             (ARGOCD, pollers),
             (SLI, schedulers),
             (PROBES, probes),
+            (FACTS, facts),
         ] {
             if let Some(children) = children {
                 let spec = children.into_iter().fold(
@@ -380,8 +527,14 @@ impl AppHandle {
             observer,
             providers,
             reader,
+            facts: facts_metrics,
             config,
         })
+    }
+
+    /// The facts metrics (consumed facts, actions, dead letters, waiting partitions).
+    pub fn facts_metrics(&self) -> &FactsMetrics {
+        &self.facts
     }
 
     /// The address the HTTP server is bound to (waits for the first bind).
