@@ -112,11 +112,11 @@ pub fn facts_kafka_options(config: &Config) -> KafkaOptions {
 pub fn ledger_store(config: &Config) -> LedgerStore {
     let f = &config.facts;
     match config.intents.sink {
-        SinkKind::Kafka => LedgerStore::Kafka(KafkaLedger::new(
+        SinkKind::Kafka => LedgerStore::Kafka(Box::new(KafkaLedger::new(
             facts_kafka_options(config),
             f.ledger_topic.clone(),
             f.topic.clone(),
-        )),
+        ))),
         SinkKind::Embedded => LedgerStore::Local(LocalLedger::new(
             f.data_dir.join(&f.ledger_topic),
             f.ledger_topic.clone(),

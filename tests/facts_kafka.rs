@@ -331,7 +331,10 @@ async fn recv(rx: &mut mpsc::UnboundedReceiver<(String, u64)>) -> (String, u64) 
 }
 
 /// Reads every record of `topic` partition 0.
-fn read_topic(brokers: &str, topic: &str) -> Vec<(Option<String>, Vec<(String, String)>, Vec<u8>)> {
+/// A record read back: key, headers, value.
+type Read = (Option<String>, Vec<(String, String)>, Vec<u8>);
+
+fn read_topic(brokers: &str, topic: &str) -> Vec<Read> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "facts-test-reader")

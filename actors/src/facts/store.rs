@@ -100,7 +100,7 @@ pub enum LedgerStore {
     /// The local log.
     Local(LocalLedger),
     /// The compacted topic.
-    Kafka(KafkaLedger),
+    Kafka(Box<KafkaLedger>),
 }
 
 impl LedgerStore {
@@ -484,6 +484,9 @@ impl KafkaLedger {
     }
 }
 
+/// One record of the ledger topic: partition, incident id, value (`None`: a tombstone).
+type RawEntry = (i32, String, Option<Vec<u8>>);
+
 /// A reader of the ledger topic (no group membership: partitions are assigned).
 fn kafka_consumer(o: &KafkaOptions) -> Result<(BaseConsumer<QuietContext>, Redactor), LedgerError> {
     let (mut c, r) = client_config(&o.brokers, &o.security, &o.secrets, &o.properties)
@@ -506,7 +509,7 @@ fn read_partitions(
     r: &Redactor,
     topic: &str,
     partitions: &[i32],
-) -> Result<Vec<(i32, String, Option<Vec<u8>>)>, LedgerError> {
+) -> Result<Vec<RawEntry>, LedgerError> {
     let kafka = |e: rdkafka::error::KafkaError| LedgerError::Kafka(r.redact(&e.to_string()));
     let mut ends = HashMap::new();
     let mut tpl = TopicPartitionList::new();
