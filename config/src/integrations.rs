@@ -286,6 +286,40 @@ pub struct GrafanaConfig {
     /// Per-request timeout.
     #[serde(default = "default_query_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Incident regions drawn on dashboards (the `grafana` facts target; needs the facts
+    /// consumer). On by default when Grafana is configured.
+    #[serde(default)]
+    pub annotations: GrafanaAnnotations,
+}
+
+/// `observability_integration.grafana.annotations`: each incident becomes a region
+/// annotation from `IncidentCreated` to `IncidentResolved` (or `IncidentClosed`), tagged
+/// `sre-incident:<id>`, `severity:<sev>` and `service:<service>`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrafanaAnnotations {
+    /// Whether incidents are annotated. Default true. The API key needs the Editor role (or
+    /// `annotations:create`/`annotations:write` permissions).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Dashboards (by uid) that get one annotation each; empty (the default): one
+    /// organisation-wide annotation, shown by every dashboard whose annotation query matches
+    /// the tags.
+    #[serde(default)]
+    pub dashboard_uids: Vec<String>,
+}
+
+impl Default for GrafanaAnnotations {
+    fn default() -> Self {
+        GrafanaAnnotations {
+            enabled: true,
+            dashboard_uids: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `observability_integration.sli_calculation` (DESIGN §3.3d): every tick of `schedule`, each
@@ -545,22 +579,33 @@ impl From<LegacyAlertmanagerIntegration> for AlertmanagerConfig {
     }
 }
 
-/// `ticketing_integration` (spec §6).
+/// `ticketing_integration` (spec §6): incident facts open, comment on, and close tickets.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TicketingIntegration {
     /// Whether incident facts open tickets.
     #[serde(default)]
     pub enabled: bool,
-    /// Provider used when a fact names none.
+    /// Where tickets go when no route matches. Default: `jira` when it is configured, else
+    /// `github`.
     #[serde(default)]
     pub default_provider: Option<TicketProvider>,
-    /// Jira Cloud / Server.
+    /// Jira Cloud (REST v3).
     #[serde(default)]
     pub jira: Option<JiraConfig>,
     /// GitHub Issues.
     #[serde(default)]
     pub github: Option<GithubConfig>,
+    /// Routes by the incident's service and/or environment, first match wins; an incident no
+    /// route matches goes to `default_provider` (its `project_key` / `repo`). The route taken
+    /// is kept in the incident ledger, so later facts follow the ticket even if routes change.
+    #[serde(default)]
+    pub routes: Vec<TicketRoute>,
+    /// Open a ticket for an incident that is already resolved or closed when its first fact
+    /// reaches this target (ticketing enabled late, or a create that was dead-lettered).
+    /// Default false: such incidents get no ticket.
+    #[serde(default)]
+    pub create_for_resolved: bool,
 }
 
 /// A ticketing provider.
@@ -573,6 +618,40 @@ pub enum TicketProvider {
     Github,
 }
 
+impl TicketProvider {
+    /// `jira` or `github`: the facts target's name and metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketProvider::Jira => "jira",
+            TicketProvider::Github => "github",
+        }
+    }
+}
+
+/// One entry of `ticketing_integration.routes`: which incidents (`service`, `environment`;
+/// every one given must equal the incident's, at least one is required) go where
+/// (`provider`, default `default_provider`; `project_key` for Jira or `repo` for GitHub,
+/// default the provider's own).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketRoute {
+    /// The incident's `service`.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The incident's `environment`.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// The provider (default: `default_provider`).
+    #[serde(default)]
+    pub provider: Option<TicketProvider>,
+    /// Jira project for these incidents (Jira only).
+    #[serde(default)]
+    pub project_key: Option<String>,
+    /// GitHub `owner/repo` for these incidents (GitHub only).
+    #[serde(default)]
+    pub repo: Option<String>,
+}
+
 /// `ticketing_integration.jira`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -581,15 +660,88 @@ pub struct JiraConfig {
     pub base_url: Url,
     /// Project key (`SRE`).
     pub project_key: String,
-    /// Secret with keys `email` and `api_token`.
+    /// Secret with keys `email` and `api_token` (basic auth; Jira Cloud).
     pub secret_ref: SecretRef,
-    /// Issue type of created tickets.
+    /// Issue type of created tickets. Default `Task`, which every new Jira Software project
+    /// has (`Incident` exists only in Jira Service Management projects).
     #[serde(default = "default_issue_type")]
     pub issue_type: String,
+    /// Jira priority per incident severity; defaults are the names of Jira's default
+    /// priority scheme. Set `enabled: false` for projects whose create screen has no
+    /// priority field.
+    #[serde(default)]
+    pub priorities: JiraPriorities,
+    /// Labels added to every ticket besides `sre-incident-<id>` and `severity-<sev>` (no
+    /// spaces).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Transition (by transition or target status name, case-insensitive) applied on
+    /// `IncidentResolved`. Default: the first available transition whose target status is in
+    /// the `done` category.
+    #[serde(default)]
+    pub resolve_transition: Option<String>,
+    /// Transition applied on `IncidentClosed`, when the ticket is not in that status yet.
+    /// Default: as `resolve_transition` (so a closed, never resolved incident's ticket is
+    /// done too).
+    #[serde(default)]
+    pub close_transition: Option<String>,
 }
 
 fn default_issue_type() -> String {
-    "Incident".into()
+    "Task".into()
+}
+
+/// `ticketing_integration.jira.priorities`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JiraPriorities {
+    /// Whether a priority is sent at all. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Default `Highest`.
+    #[serde(default = "p_highest")]
+    pub critical: String,
+    /// Default `High`.
+    #[serde(default = "p_high")]
+    pub high: String,
+    /// Default `Medium`.
+    #[serde(default = "p_medium")]
+    pub medium: String,
+    /// Default `Low`.
+    #[serde(default = "p_low")]
+    pub low: String,
+    /// Default `Lowest`.
+    #[serde(default = "p_lowest")]
+    pub info: String,
+}
+
+impl Default for JiraPriorities {
+    fn default() -> Self {
+        JiraPriorities {
+            enabled: true,
+            critical: p_highest(),
+            high: p_high(),
+            medium: p_medium(),
+            low: p_low(),
+            info: p_lowest(),
+        }
+    }
+}
+
+fn p_highest() -> String {
+    "Highest".into()
+}
+fn p_high() -> String {
+    "High".into()
+}
+fn p_medium() -> String {
+    "Medium".into()
+}
+fn p_low() -> String {
+    "Low".into()
+}
+fn p_lowest() -> String {
+    "Lowest".into()
 }
 
 /// `ticketing_integration.github`.
@@ -598,25 +750,36 @@ fn default_issue_type() -> String {
 pub struct GithubConfig {
     /// `owner/repo`.
     pub repo: String,
-    /// Secret with key `token`.
+    /// Secret with key `token`: a fine-grained personal access token with "Issues: read and
+    /// write" on the repositories tickets go to (or a classic token with `repo`).
     pub secret_ref: SecretRef,
-    /// API base URL (GitHub Enterprise differs).
+    /// API base URL (GitHub Enterprise Server: `https://<host>/api/v3`).
     #[serde(default = "default_github_api")]
     pub api_url: Url,
+    /// Labels added to every issue besides `sre-incident:<id>` and `severity:<sev>`.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Label added on `IncidentResolved`. Default `resolved`.
+    #[serde(default = "default_resolved_label")]
+    pub resolved_label: String,
 }
 
 fn default_github_api() -> Url {
     Url::parse("https://api.github.com").expect("static URL")
 }
+fn default_resolved_label() -> String {
+    "resolved".into()
+}
 
-/// `paging_integration` (spec §7).
+/// `paging_integration` (spec §7): which incidents page whom, and when.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PagingIntegration {
     /// Whether incident facts page.
     #[serde(default)]
     pub enabled: bool,
-    /// Provider used when a fact names none.
+    /// The provider an incident pages through when no route says otherwise. May be left out
+    /// when exactly one of `pagerduty` / `opsgenie` is configured (that one is used).
     #[serde(default)]
     pub default_provider: Option<PageProvider>,
     /// PagerDuty Events API v2.
@@ -628,10 +791,28 @@ pub struct PagingIntegration {
     /// When each severity pages.
     #[serde(default)]
     pub escalation: Escalation,
+    /// Routes, tried in order; the first whose every given condition matches the incident
+    /// decides where it pages (another provider, another PagerDuty routing key, an OpsGenie
+    /// team). An incident no route matches pages through `default_provider` with that
+    /// provider's own routing key / team. Default: none.
+    #[serde(default)]
+    pub routes: Vec<PageRoute>,
+}
+
+impl PagingIntegration {
+    /// The default provider: `default_provider`, else the only configured one.
+    pub fn default_provider(&self) -> Option<PageProvider> {
+        self.default_provider
+            .or(match (&self.pagerduty, &self.opsgenie) {
+                (Some(_), None) => Some(PageProvider::Pagerduty),
+                (None, Some(_)) => Some(PageProvider::Opsgenie),
+                _ => None,
+            })
+    }
 }
 
 /// A paging provider.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum PageProvider {
     /// PagerDuty.
@@ -640,13 +821,24 @@ pub enum PageProvider {
     Opsgenie,
 }
 
+impl PageProvider {
+    /// The provider's name: its circuit, its ledger target and its metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageProvider::Pagerduty => "pagerduty",
+            PageProvider::Opsgenie => "opsgenie",
+        }
+    }
+}
+
 /// `paging_integration.pagerduty`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PagerDutyConfig {
-    /// Secret with key `routing_key`.
+    /// Secret with key `routing_key`: the integration key of the Events API v2 integration on
+    /// the PagerDuty service that incidents open on (routes may name others).
     pub routing_key_ref: SecretRef,
-    /// Events API base URL.
+    /// Events API base URL; events go to `<events_url>/v2/enqueue`.
     #[serde(default = "default_pagerduty_url")]
     pub events_url: Url,
 }
@@ -659,30 +851,135 @@ fn default_pagerduty_url() -> Url {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpsGenieConfig {
-    /// Secret with key `api_key`.
+    /// Secret with key `api_key`: an API integration's key, sent as `Authorization: GenieKey`.
     pub api_key_ref: SecretRef,
-    /// Alert API base URL (`https://api.eu.opsgenie.com` for the EU instance).
+    /// Alert API base URL: `https://api.opsgenie.com` (US, the default) or
+    /// `https://api.eu.opsgenie.com` (EU instance).
     #[serde(default = "default_opsgenie_url")]
     pub api_url: Url,
+    /// Team added as the alert's responder when no route names one. Default: none (the API
+    /// integration's own team/routing decides).
+    #[serde(default)]
+    pub team: Option<String>,
+    /// How long to wait for OpsGenie to process an accepted request (checked through
+    /// `GET /v2/alerts/requests/<id>`) before the action counts as unavailable and is retried.
+    #[serde(default = "default_confirm_timeout", with = "humantime_serde")]
+    pub confirm_timeout: Duration,
 }
 
 fn default_opsgenie_url() -> Url {
     Url::parse("https://api.opsgenie.com").expect("static URL")
 }
+fn default_confirm_timeout() -> Duration {
+    Duration::from_secs(30)
+}
 
-/// `paging_integration.escalation`.
+/// `paging_integration.routes[]`: conditions (all given must hold; none given matches every
+/// incident) and where a matching incident pages.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageRoute {
+    /// Name shown in the incident ledger (`route`); default `routes[<index>]`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Matches incidents of this service (exact).
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Matches incidents of this environment (exact).
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// Matches incidents of these severities (one, or a list).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub severity: Vec<PageSeverity>,
+    /// Provider to page; default `default_provider`.
+    #[serde(default)]
+    pub provider: Option<PageProvider>,
+    /// PagerDuty only: another routing key (secret with key `routing_key`).
+    #[serde(default)]
+    pub routing_key_ref: Option<SecretRef>,
+    /// OpsGenie only: the team to add as responder.
+    #[serde(default)]
+    pub team: Option<String>,
+}
+
+impl PageRoute {
+    /// The route's name: `name`, else `routes[<index>]`.
+    pub fn name_at(&self, index: usize) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("routes[{index}]"))
+    }
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PageSeverity>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PageSeverity),
+        Many(Vec<PageSeverity>),
+    }
+    match OneOrMany::deserialize(d) {
+        Ok(OneOrMany::One(s)) => Ok(vec![s]),
+        Ok(OneOrMany::Many(v)) => Ok(v),
+        Err(_) => Err(serde::de::Error::custom(
+            "expected a severity (critical, high, medium, low, info) or a list of them",
+        )),
+    }
+}
+
+/// An incident severity, as routes and escalation name it.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum PageSeverity {
+    /// Informational.
+    Info,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+/// `paging_integration.escalation`: per severity whether it pages at once, only inside
+/// business hours (outside them the page waits for the next business-hours start, and is
+/// dropped if the incident is acknowledged, resolved or closed first), or never.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Escalation {
-    /// Policy for critical incidents.
+    /// Policy for critical incidents. Default `immediate`.
     #[serde(default = "immediate")]
     pub critical: EscalationPolicy,
-    /// Policy for high incidents.
+    /// Policy for high incidents. Default `business_hours_only`.
     #[serde(default = "business_hours_only")]
     pub high: EscalationPolicy,
+    /// Policy for medium incidents. Default `never`.
+    #[serde(default = "never")]
+    pub medium: EscalationPolicy,
+    /// Policy for low incidents. Default `never`.
+    #[serde(default = "never")]
+    pub low: EscalationPolicy,
+    /// Policy for info incidents. Default `never`.
+    #[serde(default = "never")]
+    pub info: EscalationPolicy,
     /// The business-hours window.
     #[serde(default)]
     pub business_hours: BusinessHours,
+}
+
+impl Escalation {
+    /// The policy of `severity`.
+    pub fn policy(&self, severity: PageSeverity) -> EscalationPolicy {
+        match severity {
+            PageSeverity::Critical => self.critical,
+            PageSeverity::High => self.high,
+            PageSeverity::Medium => self.medium,
+            PageSeverity::Low => self.low,
+            PageSeverity::Info => self.info,
+        }
+    }
 }
 
 impl Default for Escalation {
@@ -690,6 +987,9 @@ impl Default for Escalation {
         Escalation {
             critical: immediate(),
             high: business_hours_only(),
+            medium: never(),
+            low: never(),
+            info: never(),
             business_hours: BusinessHours::default(),
         }
     }
@@ -700,6 +1000,9 @@ fn immediate() -> EscalationPolicy {
 }
 fn business_hours_only() -> EscalationPolicy {
     EscalationPolicy::BusinessHoursOnly
+}
+fn never() -> EscalationPolicy {
+    EscalationPolicy::Never
 }
 
 /// When a severity pages.
@@ -714,22 +1017,94 @@ pub enum EscalationPolicy {
     Never,
 }
 
-/// `escalation.business_hours`: Monday to Friday, `start`..`end` in `timezone`.
+/// A day of the week, as `business_hours.days` names it (`mon` … `sun`; full names accepted).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Day {
+    /// Monday.
+    #[serde(alias = "monday")]
+    Mon,
+    /// Tuesday.
+    #[serde(alias = "tuesday")]
+    Tue,
+    /// Wednesday.
+    #[serde(alias = "wednesday")]
+    Wed,
+    /// Thursday.
+    #[serde(alias = "thursday")]
+    Thu,
+    /// Friday.
+    #[serde(alias = "friday")]
+    Fri,
+    /// Saturday.
+    #[serde(alias = "saturday")]
+    Sat,
+    /// Sunday.
+    #[serde(alias = "sunday")]
+    Sun,
+}
+
+impl Day {
+    /// Every day, Monday first.
+    pub const ALL: [Day; 7] = [
+        Day::Mon,
+        Day::Tue,
+        Day::Wed,
+        Day::Thu,
+        Day::Fri,
+        Day::Sat,
+        Day::Sun,
+    ];
+
+    /// chrono's weekday.
+    pub fn weekday(self) -> chrono::Weekday {
+        match self {
+            Day::Mon => chrono::Weekday::Mon,
+            Day::Tue => chrono::Weekday::Tue,
+            Day::Wed => chrono::Weekday::Wed,
+            Day::Thu => chrono::Weekday::Thu,
+            Day::Fri => chrono::Weekday::Fri,
+            Day::Sat => chrono::Weekday::Sat,
+            Day::Sun => chrono::Weekday::Sun,
+        }
+    }
+}
+
+/// `escalation.business_hours`: `start`..`end` (wall-clock time in `timezone`, DST
+/// included) on `days`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BusinessHours {
-    /// Start of the day (inclusive).
+    /// Start of the day (inclusive), `HH:MM`. Default `09:00`. On a day where this wall-clock
+    /// time does not exist (clocks spring forward over it) the day starts at the first instant
+    /// after it.
     #[serde(default = "nine")]
     pub start: TimeOfDay,
-    /// End of the day (exclusive).
+    /// End of the day (exclusive), `HH:MM`, after `start`. Default `18:00`.
     #[serde(default = "eighteen")]
     pub end: TimeOfDay,
-    /// IANA time zone.
+    /// IANA time zone (`Europe/Berlin`). Default `UTC`.
     #[serde(default)]
     pub timezone: TimeZone,
-    /// Whether Saturday and Sunday count as business days.
+    /// Business days (`[mon, tue, wed, thu, fri]` by default).
     #[serde(default)]
-    pub include_weekends: bool,
+    pub days: Option<Vec<Day>>,
+    /// Deprecated: `true` means every day (use `days` instead); not allowed together with
+    /// `days`.
+    #[serde(default)]
+    pub include_weekends: Option<bool>,
+}
+
+impl BusinessHours {
+    /// The business days: `days`, else every day with `include_weekends: true`, else Monday to
+    /// Friday.
+    pub fn business_days(&self) -> Vec<Day> {
+        match (&self.days, self.include_weekends) {
+            (Some(days), _) => days.clone(),
+            (None, Some(true)) => Day::ALL.to_vec(),
+            (None, _) => Day::ALL[..5].to_vec(),
+        }
+    }
 }
 
 impl Default for BusinessHours {
@@ -738,7 +1113,8 @@ impl Default for BusinessHours {
             start: nine(),
             end: eighteen(),
             timezone: TimeZone::default(),
-            include_weekends: false,
+            days: None,
+            include_weekends: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`types`]: value types parsed from strings (secret references, time zones, cron).
 //! - [`integrations`]: the spec's sections.
 //! - [`runtime`]: the program's own sections.
+//! - [`tools`]: `tools.write_policy`, where the Kubernetes write tools may act.
 //! - [`secrets`]: the mounted secrets directory and the redacting [`SecretString`].
 //! - `parse`: YAML to typed sections, collecting every structural error.
 //! - `validate`: the checks across fields, and secret resolution.
@@ -21,6 +22,7 @@ pub mod integrations;
 mod parse;
 pub mod runtime;
 pub mod secrets;
+pub mod tools;
 pub mod types;
 mod validate;
 
@@ -34,6 +36,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use integrations::*;
 pub use runtime::*;
 pub use secrets::{SecretError, SecretStore, SecretString};
+pub use tools::{ClusterWritePolicy, ExecLimits, KindRules, WritePolicyConfig, DANGEROUS_KINDS};
 pub use types::{CronSchedule, SecretRef, TimeOfDay, TimeZone};
 
 /// The embedded default configuration (`config/examples/local.yaml`): runs with nothing else

@@ -700,6 +700,9 @@ pub struct ToolsConfig {
     /// Secret with key `token` that callers present as a bearer token.
     #[serde(default)]
     pub auth_secret_ref: Option<crate::SecretRef>,
+    /// Where the Kubernetes write tools may act (see [`crate::tools`]). Default: nowhere.
+    #[serde(default)]
+    pub write_policy: crate::tools::WritePolicyConfig,
 }
 
 impl Default for ToolsConfig {
@@ -708,6 +711,7 @@ impl Default for ToolsConfig {
             enabled: false,
             approval_ttl: default_approval_ttl(),
             auth_secret_ref: None,
+            write_policy: Default::default(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub(crate) fn validate(c: &Config, e: &mut Collector) {
     intents(c, e);
     facts(c, e);
     server(c, e);
+    crate::tools::validate_write_policy(c, e);
 }
 
 fn facts(c: &Config, e: &mut Collector) {
@@ -301,6 +302,16 @@ fn sli(c: &Config, e: &mut Collector) {
 
 fn observability(c: &Config, e: &mut Collector) {
     sli(c, e);
+    if let Some(g) = c.observability().and_then(|o| o.grafana.as_ref()) {
+        let mut seen = HashSet::new();
+        for (i, uid) in g.annotations.dashboard_uids.iter().enumerate() {
+            e.check(
+                !uid.trim().is_empty() && seen.insert(uid.as_str()),
+                &format!("observability_integration.grafana.annotations.dashboard_uids[{i}]"),
+                || format!("{uid:?}: expected a non-empty dashboard uid, listed once"),
+            );
+        }
+    }
     let new = c
         .observability()
         .and_then(|o| o.alertmanager.as_ref())
@@ -379,6 +390,18 @@ fn observability(c: &Config, e: &mut Collector) {
     }
 }
 
+fn jira_key_ok(key: &str) -> bool {
+    key.chars().next().is_some_and(|ch| ch.is_ascii_uppercase())
+        && key
+            .chars()
+            .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_')
+}
+
+fn github_repo_ok(repo: &str) -> bool {
+    repo.split_once('/')
+        .is_some_and(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
+}
+
 fn ticketing(c: &Config, e: &mut Collector) {
     let Some(t) = c.ticketing() else { return };
     let p = "ticketing_integration";
@@ -399,20 +422,25 @@ fn ticketing(c: &Config, e: &mut Collector) {
         None => {}
     }
     if let Some(g) = &t.github {
-        let ok = g
-            .repo
-            .split_once('/')
-            .is_some_and(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'));
-        e.check(ok, &format!("{p}.github.repo"), || {
+        e.check(github_repo_ok(&g.repo), &format!("{p}.github.repo"), || {
             format!("{:?}: expected \"owner/repo\"", g.repo)
         });
+        e.check(
+            !g.resolved_label.trim().is_empty() && g.resolved_label.chars().count() <= 50,
+            &format!("{p}.github.resolved_label"),
+            || "must be 1 to 50 characters (GitHub's limit for a label)".into(),
+        );
+        for (i, l) in g.labels.iter().enumerate() {
+            e.check(
+                !l.trim().is_empty() && l.chars().count() <= 50 && !l.contains(','),
+                &format!("{p}.github.labels[{i}]"),
+                || format!("{l:?}: a label is 1 to 50 characters without commas"),
+            );
+        }
     }
     if let Some(j) = &t.jira {
         e.check(
-            !j.project_key.is_empty()
-                && j.project_key
-                    .chars()
-                    .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_'),
+            jira_key_ok(&j.project_key),
             &format!("{p}.jira.project_key"),
             || {
                 format!(
@@ -421,6 +449,63 @@ fn ticketing(c: &Config, e: &mut Collector) {
                 )
             },
         );
+        e.check(
+            !j.issue_type.trim().is_empty(),
+            &format!("{p}.jira.issue_type"),
+            || "must not be empty".into(),
+        );
+        for (i, l) in j.labels.iter().enumerate() {
+            e.check(
+                !l.is_empty() && !l.chars().any(char::is_whitespace) && l.len() <= 255,
+                &format!("{p}.jira.labels[{i}]"),
+                || format!("{l:?}: a Jira label is 1 to 255 characters without spaces"),
+            );
+        }
+    }
+    for (i, r) in t.routes.iter().enumerate() {
+        let rp = format!("{p}.routes[{i}]");
+        e.check(r.service.is_some() || r.environment.is_some(), &rp, || {
+            "matches nothing: give a service and/or an environment".into()
+        });
+        let provider = r
+            .provider
+            .or(t.default_provider)
+            .or(match (&t.jira, &t.github) {
+                (Some(_), _) => Some(TicketProvider::Jira),
+                (None, Some(_)) => Some(TicketProvider::Github),
+                (None, None) => None,
+            });
+        match provider {
+            Some(TicketProvider::Jira) => {
+                e.check(t.jira.is_some(), &format!("{rp}.provider"), || {
+                    "is jira but the jira section is missing".into()
+                });
+                e.check(r.repo.is_none(), &format!("{rp}.repo"), || {
+                    "is for GitHub but the route goes to jira".into()
+                });
+                if let Some(k) = &r.project_key {
+                    e.check(jira_key_ok(k), &format!("{rp}.project_key"), || {
+                        format!("{k:?}: expected an upper-case Jira project key such as \"OPS\"")
+                    });
+                }
+            }
+            Some(TicketProvider::Github) => {
+                e.check(t.github.is_some(), &format!("{rp}.provider"), || {
+                    "is github but the github section is missing".into()
+                });
+                e.check(
+                    r.project_key.is_none(),
+                    &format!("{rp}.project_key"),
+                    || "is for Jira but the route goes to github".into(),
+                );
+                if let Some(repo) = &r.repo {
+                    e.check(github_repo_ok(repo), &format!("{rp}.repo"), || {
+                        format!("{repo:?}: expected \"owner/repo\"")
+                    });
+                }
+            }
+            None => {}
+        }
     }
 }
 
@@ -430,25 +515,119 @@ fn paging(c: &Config, e: &mut Collector) {
     e.check(pg.pagerduty.is_some() || pg.opsgenie.is_some(), p, || {
         "enabled but neither pagerduty nor opsgenie is configured".into()
     });
+    let configured = |provider: PageProvider| match provider {
+        PageProvider::Pagerduty => pg.pagerduty.is_some(),
+        PageProvider::Opsgenie => pg.opsgenie.is_some(),
+    };
     match pg.default_provider {
-        Some(PageProvider::Pagerduty) => e.check(
-            pg.pagerduty.is_some(),
+        Some(provider) => e.check(
+            configured(provider),
             &format!("{p}.default_provider"),
-            || "is pagerduty but the pagerduty section is missing".into(),
+            || format!("is {0} but the {0} section is missing", provider.as_str()),
         ),
-        Some(PageProvider::Opsgenie) => e.check(
-            pg.opsgenie.is_some(),
+        None => e.check(
+            pg.pagerduty.is_none() || pg.opsgenie.is_none(),
             &format!("{p}.default_provider"),
-            || "is opsgenie but the opsgenie section is missing".into(),
+            || "both pagerduty and opsgenie are configured: say which one is the default".into(),
         ),
-        None => {}
+    }
+    for (i, route) in pg.routes.iter().enumerate() {
+        let at = format!("{p}.routes[{i}]");
+        let Some(provider) = route.provider.or(pg.default_provider()) else {
+            continue;
+        };
+        e.check(configured(provider), &format!("{at}.provider"), || {
+            format!(
+                "routes to {0} but the {0} section is missing",
+                provider.as_str()
+            )
+        });
+        e.check(
+            route.routing_key_ref.is_none() || provider == PageProvider::Pagerduty,
+            &format!("{at}.routing_key_ref"),
+            || {
+                format!(
+                    "a routing key only applies to pagerduty, and this route pages {}",
+                    provider.as_str()
+                )
+            },
+        );
+        e.check(
+            route.team.is_none() || provider == PageProvider::Opsgenie,
+            &format!("{at}.team"),
+            || {
+                format!(
+                    "a team only applies to opsgenie, and this route pages {}",
+                    provider.as_str()
+                )
+            },
+        );
+        e.check(
+            route.team.as_deref().is_none_or(|t| !t.trim().is_empty()),
+            &format!("{at}.team"),
+            || "is empty".into(),
+        );
+        e.check(
+            route.provider.is_some() || route.routing_key_ref.is_some() || route.team.is_some(),
+            &at,
+            || "names no provider, routing_key_ref or team: it would change nothing".into(),
+        );
+    }
+    let names: Vec<String> = pg
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.name_at(i))
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        e.check(
+            !names[..i].contains(name) && name != "default",
+            &format!("{p}.routes[{i}].name"),
+            || format!("{name:?} is used twice (or is the reserved name \"default\")"),
+        );
+    }
+    if let Some(og) = &pg.opsgenie {
+        e.check(
+            og.team.as_deref().is_none_or(|t| !t.trim().is_empty()),
+            &format!("{p}.opsgenie.team"),
+            || "is empty".into(),
+        );
+        e.check(
+            !og.confirm_timeout.is_zero(),
+            &format!("{p}.opsgenie.confirm_timeout"),
+            || "must be longer than zero".into(),
+        );
     }
     let bh = &pg.escalation.business_hours;
     e.check(
         bh.start < bh.end,
         &format!("{p}.escalation.business_hours"),
-        || "start must be before end".into(),
+        || {
+            format!(
+                "start ({}) must be before end ({})",
+                bh.start.0.format("%H:%M"),
+                bh.end.0.format("%H:%M")
+            )
+        },
     );
+    e.check(
+        bh.days.is_none() || bh.include_weekends.is_none(),
+        &format!("{p}.escalation.business_hours.include_weekends"),
+        || "is deprecated and cannot be combined with days: list the days instead".into(),
+    );
+    if let Some(days) = &bh.days {
+        e.check(
+            !days.is_empty(),
+            &format!("{p}.escalation.business_hours.days"),
+            || "is empty: list at least one day (mon, tue, wed, thu, fri, sat, sun)".into(),
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        e.check(
+            days.iter().all(|d| seen.insert(*d)),
+            &format!("{p}.escalation.business_hours.days"),
+            || "names a day twice".into(),
+        );
+    }
 }
 
 fn supervision(c: &Config, e: &mut Collector) {
@@ -685,6 +864,15 @@ pub(crate) fn secret_needs(c: &Config) -> Vec<SecretNeed> {
                 &og.api_key_ref,
                 &["api_key"],
             );
+        }
+        for (i, route) in p.routes.iter().enumerate() {
+            if let Some(r) = &route.routing_key_ref {
+                need(
+                    format!("paging_integration.routes[{i}].routing_key_ref"),
+                    r,
+                    &["routing_key"],
+                );
+            }
         }
     }
     if c.tools.enabled {

@@ -431,3 +431,156 @@ fn query_backend_credentials_are_secrets_the_program_needs() {
     let bad = doc.replace("type: basic", "type: digest");
     assert!(Config::parse(&bad, "q.yaml").is_err());
 }
+
+#[test]
+fn paging_routes_escalation_and_business_days_are_checked() {
+    let text = r#"
+paging_integration:
+  enabled: true
+  pagerduty:
+    routing_key_ref: platform/pd
+  routes:
+    - service: checkout
+      provider: opsgenie
+    - service: search
+      team: search
+    - environment: dev
+  escalation:
+    medium: business_hours_only
+    business_hours:
+      start: "18:00"
+      end: "09:00"
+      days: [mon, fri]
+      include_weekends: true
+"#;
+    let errs = Config::parse(text, "pg.yaml").unwrap_err();
+    for want in [
+        "pg.yaml: paging_integration.routes[0].provider: routes to opsgenie but the opsgenie section is missing",
+        "pg.yaml: paging_integration.routes[1].team: a team only applies to opsgenie, and this route pages pagerduty",
+        "pg.yaml: paging_integration.routes[2]: names no provider, routing_key_ref or team",
+        "pg.yaml: paging_integration.escalation.business_hours: start (18:00) must be before end (09:00)",
+        "pg.yaml: paging_integration.escalation.business_hours.include_weekends: is deprecated",
+    ] {
+        assert!(errs.mentions(want), "missing {want:?} in\n{errs}");
+    }
+
+    let unknown_day = "paging_integration:\n  enabled: true\n  pagerduty:\n    routing_key_ref: platform/pd\n  escalation:\n    business_hours:\n      days: [mon, funday]\n";
+    let errs = Config::parse(unknown_day, "day.yaml").unwrap_err();
+    assert!(
+        errs.mentions("day.yaml: paging_integration.escalation.business_hours.days"),
+        "{errs}"
+    );
+    assert!(errs.mentions("funday"), "{errs}");
+
+    let both = "paging_integration:\n  enabled: true\n  pagerduty:\n    routing_key_ref: platform/pd\n  opsgenie:\n    api_key_ref: platform/og\n";
+    let errs = Config::parse(both, "both.yaml").unwrap_err();
+    assert!(
+        errs.mentions("both.yaml: paging_integration.default_provider: both pagerduty and opsgenie are configured"),
+        "{errs}"
+    );
+
+    let ok = r#"
+paging_integration:
+  enabled: true
+  opsgenie:
+    api_key_ref: platform/og
+  routes:
+    - severity: critical
+      team: night-watch
+  escalation:
+    low: immediate
+    business_hours:
+      include_weekends: true
+"#;
+    let c = Config::parse(ok, "ok.yaml").unwrap();
+    let pg = c.paging().unwrap();
+    assert_eq!(
+        pg.default_provider(),
+        Some(sre_config::PageProvider::Opsgenie)
+    );
+    assert_eq!(pg.routes[0].severity, [sre_config::PageSeverity::Critical]);
+    assert_eq!(
+        pg.escalation.policy(sre_config::PageSeverity::Low),
+        sre_config::EscalationPolicy::Immediate
+    );
+    assert_eq!(
+        pg.escalation.policy(sre_config::PageSeverity::Medium),
+        sre_config::EscalationPolicy::Never
+    );
+    assert_eq!(pg.escalation.business_hours.business_days().len(), 7);
+    assert_eq!(
+        sre_config::BusinessHours::default().business_days(),
+        sre_config::Day::ALL[..5]
+    );
+}
+
+#[test]
+fn production_example_pages_through_routes() {
+    let c = Config::load(&examples().join("production.yaml")).unwrap();
+    let pg = c.paging().unwrap();
+    assert_eq!(pg.routes.len(), 2);
+    assert_eq!(pg.routes[1].team.as_deref(), Some("data-platform"));
+    let needs = c.secret_needs();
+    assert!(needs
+        .iter()
+        .any(|n| n.path == "paging_integration.routes[0].routing_key_ref"));
+}
+
+#[test]
+fn ticket_routes_and_providers_are_checked() {
+    let text = r#"
+observability_integration:
+  enabled: true
+  grafana:
+    url: http://grafana:3000
+    annotations:
+      dashboard_uids: ["abc", "abc", ""]
+ticketing_integration:
+  enabled: true
+  jira:
+    base_url: https://x.atlassian.net
+    project_key: SRE
+    secret_ref: platform/jira
+    labels: ["two words"]
+  github:
+    repo: org/incidents
+    secret_ref: platform/gh
+  routes:
+    - project_key: OPS
+    - service: checkout
+      provider: github
+      project_key: OPS
+    - environment: dev
+      provider: jira
+      repo: org/dev
+    - service: api
+      provider: github
+      repo: not-a-repo
+"#;
+    let errs = Config::parse(text, "x.yaml").unwrap_err();
+    for want in [
+        "ticketing_integration.jira.labels[0]: \"two words\": a Jira label is 1 to 255 characters without spaces",
+        "ticketing_integration.routes[0]: matches nothing",
+        "ticketing_integration.routes[1].project_key: is for Jira but the route goes to github",
+        "ticketing_integration.routes[2].repo: is for GitHub but the route goes to jira",
+        "ticketing_integration.routes[3].repo: \"not-a-repo\": expected \"owner/repo\"",
+        "observability_integration.grafana.annotations.dashboard_uids[1]",
+        "observability_integration.grafana.annotations.dashboard_uids[2]",
+    ] {
+        assert!(errs.mentions(want), "missing {want:?} in\n{errs}");
+    }
+    let ok = text
+        .replace("    - project_key: OPS\n", "")
+        .replace("    labels: [\"two words\"]\n", "")
+        .replace("      project_key: OPS\n", "")
+        .replace("      repo: org/dev\n", "")
+        .replace("repo: not-a-repo", "repo: org/api")
+        .replace("[\"abc\", \"abc\", \"\"]", "[\"abc\"]");
+    let c = Config::parse(&ok, "x.yaml").unwrap_or_else(|e| panic!("{e}\n{ok}"));
+    let needs = c.secret_needs();
+    let jira = needs
+        .iter()
+        .find(|n| n.path == "ticketing_integration.jira.secret_ref")
+        .unwrap();
+    assert_eq!(jira.keys, ["email", "api_token"]);
+}

@@ -1,7 +1,8 @@
 //! A fake Grafana: `GET /api/search` (`type=dash-db`, `query` as a case-insensitive substring
 //! of the title, `tag` — every one given must be on the dashboard —, `dashboardUIDs`, `limit`)
 //! answering Grafana's hit shape (`id`, `uid`, `title`, `uri`, `url`, `slug`, `type`, `tags`,
-//! `isStarred`, `folderTitle`); `POST /api/annotations` (`{"message":"Annotation added","id":n}`)
+//! `isStarred`, `folderTitle`); `GET /api/annotations` (`tags` — all must match —,
+//! `dashboardUID`, `limit`; newest first, Grafana's list shape); `POST /api/annotations` (`{"message":"Annotation added","id":n}`)
 //! and `PATCH /api/annotations/<id>` (`{"message":"Annotation patched"}`, 404 for an unknown
 //! id), keeping the annotations for the test to read; `Authorization: Bearer <key>` required
 //! when a key is set (401 otherwise). Faults are injected through
@@ -138,6 +139,44 @@ fn handle(state: &Mutex<Grafana>, req: Request) -> Response {
                 })
                 .collect();
             Json(hits).into_response()
+        }
+        (&Method::GET, "/api/annotations") => {
+            // Grafana: every tag given must be on the annotation (matchAny=false), newest
+            // first, `limit` default 100; the list shape of the HTTP API.
+            let tags = req.params("tags");
+            let uid = req.param("dashboardUID");
+            let limit: usize = req
+                .param("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(100);
+            let mut found: Vec<Value> = g
+                .annotations
+                .iter()
+                .filter(|a| {
+                    tags.iter().all(|t| {
+                        a["tags"]
+                            .as_array()
+                            .is_some_and(|have| have.iter().any(|h| h.as_str() == Some(t)))
+                    })
+                })
+                .filter(|a| uid.is_none_or(|u| a["dashboardUID"].as_str() == Some(u)))
+                .map(|a| {
+                    let time = a["time"].as_i64().unwrap_or(0);
+                    json!({
+                        "id": a["id"], "alertId": 0, "dashboardId": 0,
+                        "dashboardUID": a.get("dashboardUID").cloned().unwrap_or(Value::Null),
+                        "panelId": a.get("panelId").cloned().unwrap_or(0.into()),
+                        "userId": 1, "newState": "", "prevState": "", "created": time,
+                        "updated": time, "time": time,
+                        "timeEnd": a["timeEnd"].as_i64().unwrap_or(time),
+                        "text": a["text"], "tags": a["tags"], "login": "admin",
+                        "email": "admin@localhost", "avatarUrl": "", "data": {}
+                    })
+                })
+                .collect();
+            found.sort_by_key(|a| std::cmp::Reverse(a["time"].as_i64()));
+            found.truncate(limit);
+            Json(found).into_response()
         }
         (&Method::POST, "/api/annotations") => {
             let Ok(mut a) = serde_json::from_slice::<Value>(&req.body) else {

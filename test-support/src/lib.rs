@@ -14,12 +14,22 @@
 //! - [`loki`], [`tempo`], [`grafana`]: the observability APIs the query clients call, in
 //!   their real response shapes, on [`faults::Server`], which records requests and injects
 //!   failures, throttling and stalls.
+//! - [`pagerduty`], [`opsgenie`]: the paging APIs (PagerDuty Events API v2 with its dedup
+//!   semantics; OpsGenie's asynchronous Alert API with request-status lookups), also on
+//!   [`faults::Server`].
+//! - [`jira`], [`github`]: Jira Cloud's and GitHub's issue APIs (ADF bodies, JQL search with
+//!   `nextPageToken`, transitions; labels, issues and comments with `Link` paging), with their
+//!   rate-limit answers, on [`faults::Server`] too.
 
 pub mod argocd;
 pub mod faults;
+pub mod github;
 pub mod grafana;
+pub mod jira;
 pub mod kube;
 pub mod loki;
+pub mod opsgenie;
+pub mod pagerduty;
 pub mod prometheus;
 pub mod tempo;
 pub mod upstream;

@@ -660,6 +660,14 @@ struct Cluster<'a> {
 impl Cluster<'_> {
     /// A kube error of this cluster as a [`ReadError`].
     fn error(&self, e: kube::Error) -> ReadError {
+        kube_error(self.name, self.entry, e)
+    }
+}
+
+/// A kube error of cluster `name` as a [`ReadError`]; a 401 drops the cluster's client so the
+/// next call re-reads the kubeconfig.
+fn kube_error(name: &str, entry: &Entry, e: kube::Error) -> ReadError {
+    {
         use kube::Error as E;
         match e {
             E::Api(s) => {
@@ -671,8 +679,8 @@ impl Cluster<'_> {
                 match s.code {
                     401 => {
                         // Reconnect next time: the kubeconfig may have been rotated.
-                        if self.entry.source.is_some() {
-                            *self.entry.client.lock().expect("client lock") = None;
+                        if entry.source.is_some() {
+                            *entry.client.lock().expect("client lock") = None;
                         }
                         ReadError::Unauthorized(message)
                     }
@@ -687,12 +695,14 @@ impl Cluster<'_> {
             E::FromUtf8(e) => ReadError::Malformed(e.to_string()),
             E::BuildRequest(e) => ReadError::Invalid(e.to_string()),
             e => ReadError::Unavailable {
-                cluster: self.name.to_owned(),
+                cluster: name.to_owned(),
                 reason: e.to_string(),
             },
         }
     }
+}
 
+impl Cluster<'_> {
     /// Where requests for `kind` go on this cluster; custom kinds through discovery (cached
     /// once resolved).
     async fn resolve(&self, kind: &Kind) -> Result<Target, ReadError> {
@@ -875,6 +885,37 @@ fn event_time(e: &Value) -> Option<DateTime<Utc>> {
     .filter_map(parse)
     .max()
     .or_else(|| parse(&e["metadata"]["creationTimestamp"]))
+}
+
+/// What the write API ([`super::write`]) shares with the reader: the clusters' clients (behind
+/// their circuits), resolved kinds, and the error mapping.
+impl ClusterReader {
+    /// The client of `cluster`, connecting on first use.
+    pub(crate) async fn client(&self, cluster: &str) -> Result<kube::Client, ReadError> {
+        Ok(self.cluster(cluster).await?.client)
+    }
+
+    /// The resource of `kind` on `cluster` (discovery for custom kinds) and whether it is
+    /// namespaced. Secrets resolve to the full `v1` Secret resource: the caller masks data.
+    pub(crate) async fn resource(
+        &self,
+        cluster: &str,
+        kind: &Kind,
+    ) -> Result<(ApiResource, bool), ReadError> {
+        let c = self.cluster(cluster).await?;
+        Ok(match c.resolve(kind).await? {
+            Target::Secrets => (ApiResource::erase::<Secret>(&()), true),
+            Target::Dynamic { ar, namespaced } => (ar, namespaced),
+        })
+    }
+
+    /// A kube error of `cluster` as a [`ReadError`] (a 401 drops its client).
+    pub(crate) fn map_error(&self, cluster: &str, e: kube::Error) -> ReadError {
+        match self.inner.clusters.get(cluster) {
+            Some(entry) => kube_error(cluster, entry, e),
+            None => ReadError::UnknownCluster(cluster.to_owned()),
+        }
+    }
 }
 
 #[cfg(test)]

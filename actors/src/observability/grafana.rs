@@ -13,7 +13,9 @@
 //! - Annotations: [`GrafanaClient::create_annotation`] (`POST /api/annotations`, returns the
 //!   id) is sent **once**, never retried, since a retry after a lost answer would create a
 //!   duplicate; [`GrafanaClient::end_annotation`] (`PATCH /api/annotations/<id>` with
-//!   `timeEnd`) sets a value, so it is retried like a read.
+//!   `timeEnd`) sets a value, so it is retried like a read, as is
+//!   [`GrafanaClient::update_annotation`] (text and/or end); [`GrafanaClient::find_annotations`]
+//!   (`GET /api/annotations?tags=..`) finds the annotations of an incident before creating one.
 //! - Grafana's refusals become typed errors: 401/403 → [`GrafanaError::Unauthorized`], 404 →
 //!   [`GrafanaError::NotFound`], other 4xx → [`GrafanaError::Rejected`].
 
@@ -138,6 +140,32 @@ pub struct NewAnnotation {
     /// Tags.
     pub tags: Vec<String>,
     /// Text.
+    pub text: String,
+}
+
+/// Annotations read from one lookup at most.
+pub const MAX_ANNOTATIONS_READ: usize = 100;
+
+/// An annotation as `GET /api/annotations` lists it (the fields used here).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Annotation {
+    /// Id.
+    pub id: i64,
+    /// Dashboard uid; absent or empty for an organisation-wide annotation.
+    #[serde(default, rename = "dashboardUID")]
+    pub dashboard_uid: Option<String>,
+    /// Start (epoch ms).
+    #[serde(default)]
+    pub time: i64,
+    /// End (epoch ms; equal to `time` for a point).
+    #[serde(default)]
+    pub time_end: i64,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Text.
+    #[serde(default)]
     pub text: String,
 }
 
@@ -328,6 +356,71 @@ impl GrafanaClient {
     ) -> Result<(), GrafanaError> {
         let url = self.join(&format!("api/annotations/{id}"))?;
         let body = json!({"timeEnd": time_end.timestamp_millis()});
+        let resp = self
+            .client
+            .send(correlation_id, |http| {
+                self.auth(http.patch(url.clone())).json(&body)
+            })
+            .await?;
+        if resp.status().as_u16() == 404 {
+            return Err(GrafanaError::NotFound(format!("annotation {id}")));
+        }
+        check(&resp)?;
+        Ok(())
+    }
+
+    /// Annotations carrying every one of `tags` (`GET /api/annotations?tags=..`), newest
+    /// first, at most `limit` (capped at [`MAX_ANNOTATIONS_READ`]).
+    pub async fn find_annotations(
+        &self,
+        tags: &[String],
+        limit: usize,
+        correlation_id: Option<&str>,
+    ) -> Result<Vec<Annotation>, GrafanaError> {
+        if tags.is_empty() {
+            return Err(GrafanaError::Invalid(
+                "an annotation lookup needs at least one tag".into(),
+            ));
+        }
+        let mut url = self.join("api/annotations")?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("type", "annotation")
+                .append_pair("limit", &limit.min(MAX_ANNOTATIONS_READ).to_string());
+            for t in tags {
+                q.append_pair("tags", t);
+            }
+        }
+        let resp = self
+            .client
+            .send(correlation_id, |http| self.auth(http.get(url.clone())))
+            .await?;
+        let status = check(&resp)?;
+        let mut found: Vec<Annotation> = resp.json().map_err(|e| GrafanaError::Decode {
+            status,
+            reason: e.to_string(),
+        })?;
+        found.truncate(MAX_ANNOTATIONS_READ);
+        Ok(found)
+    }
+
+    /// Changes annotation `id`'s text and/or end time (`PATCH /api/annotations/<id>`, which
+    /// keeps the fields not sent). Sets values, so it is retried like a read.
+    pub async fn update_annotation(
+        &self,
+        id: i64,
+        text: Option<&str>,
+        time_end: Option<DateTime<Utc>>,
+        correlation_id: Option<&str>,
+    ) -> Result<(), GrafanaError> {
+        let mut body = json!({});
+        if let Some(text) = text {
+            body["text"] = text.into();
+        }
+        if let Some(end) = time_end {
+            body["timeEnd"] = end.timestamp_millis().into();
+        }
+        let url = self.join(&format!("api/annotations/{id}"))?;
         let resp = self
             .client
             .send(correlation_id, |http| {

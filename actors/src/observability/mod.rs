@@ -6,9 +6,11 @@
 //! - [`loki`]: log searches from a label selector or raw LogQL, flattened and capped.
 //! - [`tempo`]: a trace's spans (both API versions' shapes) and trace search by service.
 //! - [`grafana`]: dashboard links for a time range, and annotations.
+//! - [`annotations`]: the `grafana` facts target (incident regions on dashboards).
 //! - [`credentials`]: the credentials a query backend is sent.
 //! - [`probe`]: the `UpstreamProbe` actor (health checks of the configured upstreams).
 
+pub mod annotations;
 pub mod credentials;
 pub mod grafana;
 pub mod loki;

@@ -159,14 +159,35 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     if let Some(secs) = text("ratelimit-reset").and_then(|v| v.parse::<u64>().ok()) {
         return Some(Duration::from_secs(secs));
     }
-    if let Some(epoch) = text("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok()) {
-        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(epoch);
-        return Some(
-            at.duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO),
-        );
+    if let Some(v) = text("x-ratelimit-reset") {
+        let at = match v.parse::<u64>() {
+            Ok(epoch) => Some(SystemTime::UNIX_EPOCH + Duration::from_secs(epoch)),
+            // Jira Cloud sends an ISO 8601 instant (`2024-05-10T12:00Z`).
+            Err(_) => iso_instant(v),
+        };
+        if let Some(at) = at {
+            return Some(
+                at.duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO),
+            );
+        }
     }
     None
+}
+
+/// An ISO 8601 UTC instant, with or without seconds (`2024-05-10T12:00Z`,
+/// `2024-05-10T12:00:30.5+00:00`).
+fn iso_instant(v: &str) -> Option<SystemTime> {
+    let at = chrono::DateTime::parse_from_rfc3339(v)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%MZ")
+                .ok()
+                .map(|n| n.and_utc())
+        })?;
+    let millis = u64::try_from(at.timestamp_millis()).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_millis(millis))
 }
 
 #[cfg(test)]
@@ -330,5 +351,17 @@ mod tests {
             "{d:?}"
         );
         assert_eq!(retry_after(&HeaderMap::new()), None);
+        for form in ["%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M:%SZ"] {
+            let later = (chrono::Utc::now() + chrono::Duration::seconds(150))
+                .format(form)
+                .to_string();
+            let mut h = HeaderMap::new();
+            h.insert("x-ratelimit-reset", HeaderValue::from_str(&later).unwrap());
+            let d = retry_after(&h).unwrap_or_else(|| panic!("{later} parses"));
+            assert!(
+                d > Duration::from_secs(80) && d <= Duration::from_secs(150),
+                "{later}: {d:?}"
+            );
+        }
     }
 }

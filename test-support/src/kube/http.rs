@@ -21,6 +21,10 @@ pub(super) enum Route {
         ns: String,
         name: String,
     },
+    Exec {
+        ns: String,
+        name: String,
+    },
     NotFound,
 }
 
@@ -52,6 +56,10 @@ pub(super) fn resource_route(st: &Store, group: &str, version: &str, rest: &[&st
                     name: (*name).to_owned(),
                 },
                 [name, "log"] if group.is_empty() && *plural == "pods" => Route::Log {
+                    ns,
+                    name: (*name).to_owned(),
+                },
+                [name, "exec"] if group.is_empty() && *plural == "pods" => Route::Exec {
                     ns,
                     name: (*name).to_owned(),
                 },
@@ -87,12 +95,21 @@ pub(super) fn flag(params: &[(String, String)], name: &str) -> bool {
     matches!(param(params, name), Some("true" | "1"))
 }
 
-pub(super) async fn handle(
-    State(sh): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+/// The most body a write may carry.
+const MAX_WRITE_BODY: usize = 8 << 20;
+
+pub(super) async fn handle(State(sh): State<Arc<Shared>>, req: axum::extract::Request) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let (method, uri, headers) = (
+        parts.method.clone(),
+        parts.uri.clone(),
+        parts.headers.clone(),
+    );
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    let body = match axum::body::to_bytes(body, MAX_WRITE_BODY).await {
+        Ok(b) => b,
+        Err(e) => return status_response(413, "RequestEntityTooLarge", e.to_string(), None),
+    };
     let params: Vec<(String, String)> = Query::try_from_uri(&uri)
         .map(|q: Query<Vec<(String, String)>>| q.0)
         .unwrap_or_default();
@@ -112,8 +129,16 @@ pub(super) async fn handle(
                 if watch { "watch" } else { "list" },
                 Some(st.types[ty].plural.clone()),
             ),
-            Route::Item { ty, .. } => ("get", Some(st.types[ty].plural.clone())),
+            Route::Item { ty, .. } => (
+                match method {
+                    Method::PATCH => "patch",
+                    Method::DELETE => "delete",
+                    _ => "get",
+                },
+                Some(st.types[ty].plural.clone()),
+            ),
             Route::Log { .. } => ("log", Some("pods".to_owned())),
+            Route::Exec { .. } => ("exec", Some("pods".to_owned())),
             Route::NotFound => ("unknown", None),
         };
         st.requests.push(Request {
@@ -155,6 +180,22 @@ pub(super) async fn handle(
             .is_some_and(|v| v == format!("Bearer {token}"));
         if !ok {
             return status_response(401, "Unauthorized", "Unauthorized", None);
+        }
+    }
+    if method == Method::PATCH || method == Method::DELETE {
+        let mut st = sh.store();
+        if let Route::Item { ty, ns, name } = route(&st, uri.path()) {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let req = WriteRequest {
+                method: &method,
+                params: &params,
+                content_type,
+                body,
+            };
+            return write(&mut st, ty, ns, name, req);
         }
     }
     if method != Method::GET {
@@ -212,6 +253,7 @@ pub(super) async fn handle(
             }
         }
         Route::Log { ns, name } => logs(&st, &ns, &name, &params),
+        Route::Exec { ns, name } => exec(&sh, &mut st, ns, name, &params, &headers, upgrade),
         Route::NotFound => not_found_path(),
     }
 }

@@ -9,6 +9,9 @@
 //! namespace with `limit`/`continue`, `labelSelector`, `fieldSelector`, the
 //! `PartialObjectMetadata` forms, watches (newline-delimited JSON events, bookmarks,
 //! `timeoutSeconds`, streaming lists with `sendInitialEvents`), pod logs, and `Status` errors.
+//! Writes too: server-side apply (with `dryRun=All`), merge / strategic-merge patches and
+//! deletes (`mutate`), and `pods/exec` over the websocket channel protocol (`exec`), each
+//! recorded as a [`Mutation`] ([`FakeKube::mutations`], [`FakeKube::changes`]).
 //!
 //! Failures on command: [`FakeKube::fail_with`], [`FakeKube::stall`],
 //! [`FakeKube::expire_watches`] (in-stream 410 Expired plus compaction, so the watcher relists),
@@ -30,6 +33,8 @@
 //! - `watches`: watch streams (history replay, bookmarks, streaming lists, 410 Expired).
 //! - `select`: label and field selectors.
 //! - `logs`: pod logs.
+//! - `mutate`: server-side apply, patch, delete, and the record of mutations.
+//! - `exec`: `pods/exec` over a websocket (`v5.channel.k8s.io` / `v4.channel.k8s.io`).
 //! - `builders`: ready-made objects (pods, deployments, services, events, ...).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -44,7 +49,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::Engine as _;
@@ -58,9 +63,11 @@ use tokio::sync::{mpsc, watch};
 mod builders;
 mod control;
 mod discovery;
+mod exec;
 mod http;
 mod list;
 mod logs;
+mod mutate;
 mod select;
 mod server;
 mod store;
@@ -68,9 +75,13 @@ mod watches;
 
 pub use builders::*;
 use discovery::*;
+use exec::*;
+pub use exec::{ExecCall, ExecReply, EXEC_PROTOCOLS};
 use http::*;
 use list::*;
 use logs::*;
+pub use mutate::Mutation;
+use mutate::*;
 use select::*;
 use server::*;
 use watches::*;
@@ -114,7 +125,8 @@ pub struct Request {
     pub params: Vec<(String, String)>,
     /// The `Accept` header.
     pub accept: Option<String>,
-    /// What the request was: `version`, `discovery`, `list`, `watch`, `get`, `log` or `unknown`.
+    /// What the request was: `version`, `discovery`, `list`, `watch`, `get`, `log`, `exec`,
+    /// `patch`, `delete` or `unknown`.
     pub verb: String,
     /// The plural resource name for `list`, `watch`, `get` and `log` (`pods` for logs).
     pub resource: Option<String>,
@@ -216,6 +228,14 @@ struct Store {
     requests: Vec<Request>,
     logs: HashMap<LogKey, Vec<(DateTime<Utc>, String)>>,
     now: Option<DateTime<Utc>>,
+    /// Mutating requests, in order.
+    mutations: Vec<Mutation>,
+    /// The exec script.
+    exec_handler: Option<ExecHandler>,
+    /// Exec subprotocols accepted, preferred first.
+    exec_protocols: Vec<String>,
+    /// Execs run.
+    execs: Vec<ExecCall>,
 }
 
 struct Slot {
@@ -304,6 +324,10 @@ impl FakeKube {
             requests: Vec::new(),
             logs: HashMap::new(),
             now: None,
+            mutations: Vec::new(),
+            exec_handler: None,
+            exec_protocols: EXEC_PROTOCOLS.iter().map(|p| (*p).to_owned()).collect(),
+            execs: Vec::new(),
         };
         for (group, version, kind, plural, namespaced) in [
             ("", "v1", "Pod", "pods", true),

@@ -38,63 +38,14 @@ impl FakeKube {
         let ty = st.find_kind(&api_version, &kind).unwrap_or_else(|| {
             panic!("fake kube: {api_version} {kind} is not registered (register_kind)")
         });
-        let namespaced = st.types[ty].namespaced;
         if !obj["metadata"].is_object() {
             obj["metadata"] = json!({});
         }
-        let name = obj["metadata"]["name"]
-            .as_str()
-            .expect("fake kube: object without metadata.name")
-            .to_owned();
-        let ns = if namespaced {
-            let ns = obj["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or("default")
-                .to_owned();
-            obj["metadata"]["namespace"] = json!(ns);
-            ns
-        } else {
-            if let Some(m) = obj["metadata"].as_object_mut() {
-                m.remove("namespace");
-            }
-            String::new()
-        };
-        let key = (ns, name);
-        let prev = st.objects[ty].get(&key).cloned();
-        st.rv += 1;
-        let rv = st.rv;
-        let now = st.now();
-        let meta = obj["metadata"].as_object_mut().expect("metadata object");
-        if !meta.get("uid").is_some_and(Value::is_string) {
-            let uid = prev
-                .as_ref()
-                .and_then(|p| p["metadata"]["uid"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| uid_for(&kind, &key.0, &key.1));
-            meta.insert("uid".into(), json!(uid));
-        }
-        if !meta.get("creationTimestamp").is_some_and(Value::is_string) {
-            let created = prev
-                .as_ref()
-                .map(|p| p["metadata"]["creationTimestamp"].clone())
-                .filter(Value::is_string)
-                .unwrap_or_else(|| json!(rfc3339(now)));
-            meta.insert("creationTimestamp".into(), created);
-        }
-        meta.insert("resourceVersion".into(), json!(rv.to_string()));
-        st.objects[ty].insert(key, obj.clone());
-        let kind = if prev.is_some() {
-            EventType::Modified
-        } else {
-            EventType::Added
-        };
-        st.publish(HistEvent {
-            ty,
-            kind,
-            object: obj.clone(),
-            prev,
-            rv,
-        });
-        obj
+        assert!(
+            obj["metadata"]["name"].is_string(),
+            "fake kube: object without metadata.name"
+        );
+        st.upsert(ty, obj)
     }
 
     /// Removes an object; bumps the resource version and records DELETED with the final object
@@ -111,20 +62,7 @@ impl FakeKube {
             return false;
         };
         let key = st.key(ty, namespace, name);
-        let Some(mut obj) = st.objects[ty].remove(&key) else {
-            return false;
-        };
-        st.rv += 1;
-        let rv = st.rv;
-        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-        st.publish(HistEvent {
-            ty,
-            kind: EventType::Deleted,
-            object: obj.clone(),
-            prev: Some(obj),
-            rv,
-        });
-        true
+        st.remove(ty, &key).is_some()
     }
 
     /// The stored object, if any.
@@ -162,6 +100,90 @@ impl FakeKube {
 }
 
 impl Store {
+    /// Stores `obj` (of type `ty`, with a `metadata.name`) as [`FakeKube::apply`] describes:
+    /// namespace, uid, creation time and the next resource version; publishes ADDED or
+    /// MODIFIED.
+    pub(super) fn upsert(&mut self, ty: usize, mut obj: Value) -> Value {
+        let (key, prev) = self.prepare(ty, &mut obj);
+        self.rv += 1;
+        let rv = self.rv;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        self.objects[ty].insert(key, obj.clone());
+        let kind = if prev.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.publish(HistEvent {
+            ty,
+            kind,
+            object: obj.clone(),
+            prev,
+            rv,
+        });
+        obj
+    }
+
+    /// Fills in what storing `obj` would (namespace, uid, creation time) without storing it;
+    /// returns its key and the object it would replace.
+    pub(super) fn prepare(&self, ty: usize, obj: &mut Value) -> ((String, String), Option<Value>) {
+        let namespaced = self.types[ty].namespaced;
+        let kind = self.types[ty].kind.clone();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let ns = if namespaced {
+            let ns = obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_owned();
+            obj["metadata"]["namespace"] = json!(ns);
+            ns
+        } else {
+            if let Some(m) = obj["metadata"].as_object_mut() {
+                m.remove("namespace");
+            }
+            String::new()
+        };
+        let key = (ns, name);
+        let prev = self.objects[ty].get(&key).cloned();
+        let now = self.now();
+        let meta = obj["metadata"].as_object_mut().expect("metadata object");
+        if !meta.get("uid").is_some_and(Value::is_string) {
+            let uid = prev
+                .as_ref()
+                .and_then(|p| p["metadata"]["uid"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| uid_for(&kind, &key.0, &key.1));
+            meta.insert("uid".into(), json!(uid));
+        }
+        if !meta.get("creationTimestamp").is_some_and(Value::is_string) {
+            let created = prev
+                .as_ref()
+                .map(|p| p["metadata"]["creationTimestamp"].clone())
+                .filter(Value::is_string)
+                .unwrap_or_else(|| json!(rfc3339(now)));
+            meta.insert("creationTimestamp".into(), created);
+        }
+        (key, prev)
+    }
+
+    /// Removes an object, publishing DELETED; `None` when there was none.
+    pub(super) fn remove(&mut self, ty: usize, key: &(String, String)) -> Option<Value> {
+        let mut obj = self.objects[ty].remove(key)?;
+        self.rv += 1;
+        let rv = self.rv;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        self.publish(HistEvent {
+            ty,
+            kind: EventType::Deleted,
+            object: obj.clone(),
+            prev: Some(obj.clone()),
+            rv,
+        });
+        Some(obj)
+    }
+
     pub(super) fn register(
         &mut self,
         group: &str,
