@@ -48,8 +48,10 @@ use sre_actors::kubernetes::records::Context;
 use sre_actors::observability::credentials::Credentials;
 use sre_actors::observability::probe::{health_path, ProbeArgs, ProbeMetrics, UpstreamProbe};
 use sre_actors::observability::prometheus::PrometheusClient;
+use sre_actors::paging::metrics::PagingMetrics;
 use sre_actors::providers::{ProviderMetrics, Providers, TlsOptions, UpstreamClient};
 use sre_actors::sli::scheduler::{wall_clock, SliArgs, SliMetrics, SliScheduler};
+use sre_actors::ticketing::metrics::TicketMetrics;
 use sre_config::{
     AlertmanagerConfig, Config, Idempotency, RestartConfig, SecretStore, SinkKind, SliCalculation,
     WebhookAuth,
@@ -84,16 +86,38 @@ pub const PROBES: &str = "probes";
 /// Name of the supervisor of the facts consumer, the incident ledger and the waker.
 pub const FACTS: &str = "facts";
 
-/// The fact targets (pagers, ticket trackers, Grafana annotations) built from the
-/// configuration, in the order each fact is applied to them. A fact with no targets still
-/// updates the incident ledger.
-pub fn fact_targets(config: &Config, providers: &Providers) -> Vec<Arc<dyn FactAction>> {
-    let _ = (config, providers);
-    let targets: Vec<Arc<dyn FactAction>> = Vec::new();
+/// The fact targets built from the configuration, in the order each fact is applied to them:
+/// the pagers (PagerDuty, OpsGenie), the ticket trackers (Jira, GitHub), then Grafana
+/// annotations. Their metrics are registered in `registry`. A fact with no targets still
+/// updates the incident ledger. A target that cannot be built (a missing secret) is an error:
+/// the facts consumer then does not run, rather than commit facts whose pages were never sent.
+pub fn fact_targets(
+    config: &Config,
+    providers: &Providers,
+    registry: &mut Registry,
+) -> Result<Vec<Arc<dyn FactAction>>, String> {
+    let secrets = SecretStore::new(&config.secrets.dir);
+    let paging_metrics = PagingMetrics::new(registry);
+    let ticket_metrics = TicketMetrics::new(registry);
+    let mut targets = sre_actors::paging::targets(config, providers, &secrets, &paging_metrics)
+        .map_err(|e| e.to_string())?;
+    targets.extend(
+        sre_actors::ticketing::targets(config, providers, &secrets, &ticket_metrics)
+            .map_err(|e| e.to_string())?,
+    );
+    targets.extend(
+        sre_actors::observability::annotations::target(
+            config,
+            providers,
+            &secrets,
+            &ticket_metrics,
+        )
+        .map_err(|e| e.to_string())?,
+    );
     if config.facts.enabled && targets.is_empty() {
         tracing::info!("no fact targets configured: facts update the incident ledger only");
     }
-    targets
+    Ok(targets)
 }
 
 /// The Kafka options of the facts clients: `intents.kafka`, `facts.brokers` overriding the
@@ -221,11 +245,11 @@ pub enum AppError {
 /// issue): said at start and by `check-config`, never silently ignored.
 pub fn not_yet_served(config: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
-    if config.ticketing().is_some() {
-        out.push("ticketing_integration (tickets from facts)");
+    if config.ticketing().is_some() && !config.facts.enabled {
+        out.push("ticketing_integration (tickets come from facts: enable facts)");
     }
-    if config.paging().is_some() {
-        out.push("paging_integration (pages from facts)");
+    if config.paging().is_some() && !config.facts.enabled {
+        out.push("paging_integration (pages come from facts: enable facts)");
     }
     if config.tools.enabled {
         out.push("tools (the agent tool gateway)");
@@ -351,7 +375,11 @@ impl AppHandle {
     /// [`AppHandle::start`] with the fact targets made by `targets` (tests, embedders).
     pub async fn start_with_targets(
         config: Config,
-        targets: impl FnOnce(&Config, &Providers) -> Vec<Arc<dyn FactAction>>,
+        targets: impl FnOnce(
+            &Config,
+            &Providers,
+            &mut Registry,
+        ) -> Result<Vec<Arc<dyn FactAction>>, String>,
     ) -> Result<AppHandle, AppError> {
         sre_actors::providers::client::install_crypto_provider();
         let mut registry = Registry::default();
@@ -365,6 +393,21 @@ impl AppHandle {
         let http_metrics = HttpMetrics::new(&mut registry);
         let facts_metrics = FactsMetrics::new(&mut registry);
         let readiness = Readiness::new(INGEST);
+        let fact_targets = if config.facts.enabled {
+            match targets(&config, &providers, &mut registry) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::error!(error = %e, "a fact target cannot be built: the facts consumer does not run");
+                    readiness.set_degraded(
+                        "facts targets",
+                        Some(format!("facts consumer not running: {e}")),
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         report_missing_secrets(&config);
         for section in not_yet_served(&config) {
             tracing::warn!(section, "enabled in the configuration but not served by this build yet; only its circuits (if any) run");
@@ -485,12 +528,8 @@ impl AppHandle {
             })])
         });
         let probes = upstream_probes(&config, &providers, &readiness, &probe_metrics);
-        let facts = facts_children(
-            &config,
-            targets(&config, &providers),
-            &facts_metrics,
-            &readiness,
-        );
+        let facts = fact_targets
+            .and_then(|targets| facts_children(&config, targets, &facts_metrics, &readiness));
         let mut root = root;
         for (name, children) in [
             (CLUSTERS, watchers),

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::process::{free_port, require, Peer};
+use common::process::{free_port, require, Peer, Running};
 use futures::future::BoxFuture;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -240,11 +240,11 @@ fn config(dir: &std::path::Path, brokers: &str, t: &Topics) -> Config {
 }
 
 async fn start(c: &Config, targets: Vec<Arc<Recorder>>) -> AppHandle {
-    AppHandle::start_with_targets(c.clone(), move |_, _| {
-        targets
+    AppHandle::start_with_targets(c.clone(), move |_, _, _| {
+        Ok(targets
             .into_iter()
             .map(|t| t as Arc<dyn FactAction>)
-            .collect()
+            .collect())
     })
     .await
     .unwrap()
@@ -388,6 +388,7 @@ fn facts_against_a_real_broker() {
         in_order_committed_after_applied_waiting_and_no_double_after_a_kill(&brokers).await;
         poison_goes_to_the_dead_letter_topic_and_the_consumer_continues(&brokers).await;
         two_consumers_and_a_rebalance_apply_each_fact_once(&brokers).await;
+        pagerduty_end_to_end(&brokers).await;
     });
 }
 
@@ -457,8 +458,10 @@ async fn in_order_committed_after_applied_waiting_and_no_double_after_a_kill(bro
         "{:?}",
         readiness.degraded
     );
-    // Kill the process's tree (no post_stop, no final commit), then start again with the
-    // provider back: what the first instance applied is not applied again.
+    // Kill the tree (no post_stop: the consumer is dropped, which leaves the group and commits
+    // only what was handled), then start again with the provider back: the waiting fact is
+    // applied, nothing applied before is applied again. (A true SIGKILL, with nothing
+    // committed, is the end-to-end scenario below.)
     app.root().kill();
     drop(app);
     *pd.unavailable_for.lock().unwrap() = None;
@@ -578,4 +581,108 @@ async fn two_consumers_and_a_rebalance_apply_each_fact_once(brokers: &str) {
     assert_eq!(unique.len(), 40);
     a.shutdown().await;
     b.shutdown().await;
+}
+
+const PD_KEY: &str = "R0UT1NGKEYdefault000000000000001";
+
+/// Issue 10 end to end, with the binary: the real PagerDuty target (built from
+/// `paging_integration`) against the fake PagerDuty. created → acknowledged → resolved yields
+/// exactly trigger, acknowledge, resolve; a SIGKILL after the page but before the offset is
+/// committed, then a restart, pages nothing twice.
+async fn pagerduty_end_to_end(brokers: &str) {
+    let t = Topics::new("e2e");
+    create_topics(brokers, &[(&t.facts, 1), (&t.ledger, 1), (&t.dlq, 1)]).await;
+    let pd = sre_test_support::pagerduty::FakePagerDuty::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(secrets.join("platform/pd")).unwrap();
+    std::fs::write(
+        secrets.join("platform/pd/routing_key"),
+        format!("{PD_KEY}\n"),
+    )
+    .unwrap();
+    let write_config = |commit: &str| {
+        let cfg = dir.path().join("c.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 0s\n\
+                 intents:\n  sink: kafka\n  kafka:\n    brokers: {brokers}\n    client_id: e2e\n\
+                 facts:\n  enabled: true\n  topic: {}\n  group_id: {}\n  ledger_topic: {}\n  dead_letter_topic: {}\n  commit_interval: {commit}\n  min_backoff: 50ms\n  max_backoff: 200ms\n\
+                 paging_integration:\n  enabled: true\n  pagerduty:\n    routing_key_ref: platform/pd\n    events_url: {}\n\
+                 secrets:\n  dir: {}\n",
+                t.facts,
+                t.group,
+                t.ledger,
+                t.dlq,
+                pd.url(),
+                secrets.display()
+            ),
+        )
+        .unwrap();
+        cfg
+    };
+    let p = producer(brokers);
+    produce(&p, &t.facts, 0, "IncidentCreated", "inc-e2e", 1, None).await;
+    // Nothing is committed by the interval: only the ledger stands between the replay after
+    // the kill and a second page.
+    let cfg = write_config("1h");
+    let mut first = tokio::task::spawn_blocking(move || Running::start(&cfg))
+        .await
+        .unwrap();
+    let metrics = format!("http://{}/metrics", first.addr);
+    until_metric(
+        &metrics,
+        "sre_facts_consumed_total{type=\"IncidentCreated\",outcome=\"applied\"} 1",
+    )
+    .await;
+    assert_eq!(pd.events_received(), 1);
+    first.signal("-KILL");
+    let _ = first.child.wait();
+    let (b, tt) = (brokers.to_owned(), Topics::new("e2e"));
+    let offsets = tokio::task::spawn_blocking(move || committed(&b, &tt, 1))
+        .await
+        .unwrap();
+    assert_eq!(offsets.get(&0), None, "nothing was committed: {offsets:?}");
+    let cfg = write_config("200ms");
+    let second = tokio::task::spawn_blocking(move || Running::start(&cfg))
+        .await
+        .unwrap();
+    produce(&p, &t.facts, 0, "IncidentAcknowledged", "inc-e2e", 2, None).await;
+    produce(&p, &t.facts, 0, "IncidentResolved", "inc-e2e", 3, None).await;
+    until_committed(brokers, &t, 1, |o| o.get(&0) == Some(&3)).await;
+    let actions: Vec<(String, String)> = pd
+        .actions()
+        .into_iter()
+        .map(|(action, key, _)| (action, key))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("trigger".to_owned(), "inc-e2e".to_owned()),
+            ("acknowledge".to_owned(), "inc-e2e".to_owned()),
+            ("resolve".to_owned(), "inc-e2e".to_owned()),
+        ]
+    );
+    assert_eq!(pd.incidents_opened(), 1);
+    let metrics = format!("http://{}/metrics", second.addr);
+    until_metric(
+        &metrics,
+        "sre_facts_consumed_total{type=\"IncidentCreated\",outcome=\"replay\"} 1",
+    )
+    .await;
+    drop(second);
+}
+
+/// Polls (bounded) `/metrics` until it has `line`.
+async fn until_metric(url: &str, line: &str) {
+    let mut last = String::new();
+    for _ in 0..300 {
+        last = common::get_text(url).await;
+        if last.lines().any(|l| l == line) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{line} never appeared in /metrics:\n{last}");
 }
