@@ -607,7 +607,7 @@ async fn pagerduty_end_to_end(brokers: &str) {
             &cfg,
             format!(
                 "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 0s\n\
-                 intents:\n  sink: kafka\n  kafka:\n    brokers: {brokers}\n    client_id: e2e\n\
+                 intents:\n  sink: kafka\n  kafka:\n    brokers: {brokers}\n    client_id: e2e\n    properties:\n      session.timeout.ms: '6000'\n      heartbeat.interval.ms: '1000'\n\
                  facts:\n  enabled: true\n  topic: {}\n  group_id: {}\n  ledger_topic: {}\n  dead_letter_topic: {}\n  commit_interval: {commit}\n  min_backoff: 50ms\n  max_backoff: 200ms\n\
                  paging_integration:\n  enabled: true\n  pagerduty:\n    routing_key_ref: platform/pd\n    events_url: {}\n\
                  secrets:\n  dir: {}\n",
