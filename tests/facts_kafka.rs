@@ -385,7 +385,7 @@ fn facts_against_a_real_broker() {
     let _broker = tansu(port);
     runtime.block_on(async {
         missing_ledger_topic_is_reported(&brokers).await;
-        in_order_committed_after_applied_waiting_and_no_double_after_a_kill(&brokers).await;
+        in_order_committed_after_applied_and_a_waiting_partition_resumes(&brokers).await;
         poison_goes_to_the_dead_letter_topic_and_the_consumer_continues(&brokers).await;
         two_consumers_and_a_rebalance_apply_each_fact_once(&brokers).await;
         pagerduty_end_to_end(&brokers).await;
@@ -415,7 +415,7 @@ async fn missing_ledger_topic_is_reported(brokers: &str) {
     );
 }
 
-async fn in_order_committed_after_applied_waiting_and_no_double_after_a_kill(brokers: &str) {
+async fn in_order_committed_after_applied_and_a_waiting_partition_resumes(brokers: &str) {
     let t = Topics::new("order");
     create_topics(brokers, &[(&t.facts, 2), (&t.ledger, 2), (&t.dlq, 1)]).await;
     let p = producer(brokers);
@@ -458,27 +458,30 @@ async fn in_order_committed_after_applied_waiting_and_no_double_after_a_kill(bro
         "{:?}",
         readiness.degraded
     );
-    // Kill the tree (no post_stop: the consumer is dropped, which leaves the group and commits
-    // only what was handled), then start again with the provider back: the waiting fact is
-    // applied, nothing applied before is applied again. (A true SIGKILL, with nothing
-    // committed, is the end-to-end scenario below.)
-    app.root().kill();
-    drop(app);
+    // The provider is back: the waiting partition resumes and nothing is skipped.
     *pd.unavailable_for.lock().unwrap() = None;
-    let app = start(&c, vec![pd.clone()]).await;
     while !seen.contains(&("inc-b".to_owned(), 3)) {
         seen.insert(recv(&mut calls).await);
     }
     until_committed(brokers, &t, 2, |o| o.get(&0) == Some(&6)).await;
+    assert_eq!(app.facts_metrics().waiting().get(), 0);
+    // More facts on the resumed partition still flow.
+    produce(&p, &t.facts, 0, "IncidentClosed", "inc-a", 4, None).await;
+    while !seen.contains(&("inc-a".to_owned(), 4)) {
+        seen.insert(recv(&mut calls).await);
+    }
     let applied = pd.applied();
     let mut per: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for (inc, rev, _) in &applied {
         per.entry(inc).or_default().push(*rev);
     }
-    for inc in ["inc-a", "inc-b", "inc-c"] {
+    for (inc, want) in [
+        ("inc-a", &[1, 2, 3, 4][..]),
+        ("inc-b", &[1, 2, 3]),
+        ("inc-c", &[1, 2, 3]),
+    ] {
         assert_eq!(
-            per[inc],
-            [1, 2, 3],
+            per[inc], want,
             "{inc} applied in order, once each: {applied:?}"
         );
     }

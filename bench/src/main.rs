@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod facts;
+
 /// The same allocator as the service, so the ceiling and the memory figure compare like with like.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -89,6 +91,21 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         minutes: u32,
     },
+    /// Only target 7: facts through tansu to the fake PagerDuty.
+    FactsPages {
+        /// `IncidentCreated` facts.
+        #[arg(long, default_value_t = 10_000)]
+        facts: usize,
+        /// Partitions of the facts topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// The fake answers 429 to one call in this many (0: never).
+        #[arg(long, default_value_t = 0)]
+        throttle_every: usize,
+        /// The tansu binary.
+        #[arg(long, default_value = "tansu")]
+        tansu: PathBuf,
+    },
     /// Only the dedup memory figure.
     DedupMemory {
         /// Fingerprints.
@@ -117,6 +134,15 @@ fn main() {
         Cmd::ArgocdParse { applications } => println!("{}", argocd_parse(applications)),
         Cmd::K8sTranslate { pods, events } => println!("{}", k8s_translate(pods, events)),
         Cmd::K8sBacklog { pods, minutes } => println!("{}", k8s_backlog(pods, minutes)),
+        Cmd::FactsPages {
+            facts,
+            partitions,
+            throttle_every,
+            tansu,
+        } => println!(
+            "{}",
+            facts::facts_pages(facts, partitions, throttle_every, &tansu)
+        ),
         Cmd::DedupMemory { fingerprints } => {
             let b = dedup_bytes(fingerprints);
             println!("dedup: {b:.1} bytes per fingerprint at {fingerprints}");

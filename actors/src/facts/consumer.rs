@@ -9,10 +9,13 @@
 //!   after the ledger has read that partition's entries again); a worker handles its facts in
 //!   offset order with the [`FactHandler`], so one incident's facts (one key, one partition)
 //!   keep their order.
-//! - **Pausing.** A partition whose worker waits for an unavailable target, or whose backlog
-//!   reaches [`HIGH_WATER`] records, is paused (`consumer.pause`) and resumed when it goes on;
-//!   librdkafka then fetches again after the last record handed over, so nothing is skipped.
-//!   Other partitions keep going.
+//! - **Pausing.** A partition whose worker waits for an unavailable target is paused
+//!   (`consumer.pause`) and resumed when it goes on; librdkafka then fetches again after the
+//!   last record handed over, so nothing is skipped. Other partitions keep going.
+//! - **Bounded intake.** While a partition that is not waiting holds [`HIGH_WATER`] records
+//!   handed over but not handled, the loop takes no more records (librdkafka's own prefetch
+//!   limits bound what it holds meanwhile); a waiting partition is paused, so its backlog does
+//!   not grow.
 //! - **Commits.** Every `facts.commit_interval`, each partition's offset after its last
 //!   *handled* fact is committed; the worker handles in order, so that is contiguous. Never
 //!   anything beyond.
@@ -45,10 +48,9 @@ use super::ledger::LedgerClient;
 use super::metrics::FactsMetrics;
 use super::OwnedTask;
 
-/// A partition with this many records handed over but not handled is paused.
+/// The loop takes no more records while a partition that is not waiting holds this many
+/// records handed over but not handled.
 pub const HIGH_WATER: usize = 256;
-/// ... and resumed when its backlog is down to this.
-const LOW_WATER: usize = 64;
 /// How long a graceful stop waits.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often the lag is measured.
@@ -368,13 +370,14 @@ async fn run(
     let mut generation = 0u64;
     let topic = shared.topic.clone();
     loop {
+        let full = intake_full(&shared);
         let next = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => Next::Stop,
             Some(ev) = events.recv() => Next::Event(ev),
             _ = commit_tick.tick() => Next::Commit,
             _ = lag_tick.tick() => Next::Lag,
-            m = consumer.recv() => match m {
+            m = consumer.recv(), if !full => match m {
                 Ok(m) => Next::Record(raw_of(&m)),
                 Err(e) => Next::Error(redactor.redact(&e.to_string())),
             },
@@ -393,7 +396,7 @@ async fn run(
             Next::Lag => measure_lag(&consumer, &shared).await,
             Next::Record(raw) => {
                 generation += 1;
-                dispatch(&consumer, &shared, &handler, &events_tx, raw, generation);
+                dispatch(&shared, &handler, &events_tx, raw, generation);
             }
             Next::Error(e) => {
                 tracing::warn!(error = %e, "facts consumer error");
@@ -455,9 +458,8 @@ fn on_event(consumer: &Client, shared: &Shared, ev: Event) {
         }
         Event::Waiting { on, .. } => part.waiting = on,
     }
-    let want_paused =
-        part.waiting || part.backlog >= HIGH_WATER || (part.paused && part.backlog > LOW_WATER);
-    set_paused(consumer, &shared.topic, partition, part, want_paused);
+    let waiting = part.waiting;
+    set_paused(consumer, &shared.topic, partition, part, waiting);
 }
 
 fn set_paused(consumer: &Client, topic: &str, partition: i32, part: &mut Part, paused: bool) {
@@ -480,7 +482,6 @@ fn set_paused(consumer: &Client, topic: &str, partition: i32, part: &mut Part, p
 }
 
 fn dispatch(
-    consumer: &Client,
     shared: &Arc<Shared>,
     handler: &Arc<FactHandler>,
     events: &mpsc::UnboundedSender<Event>,
@@ -511,9 +512,16 @@ fn dispatch(
     });
     part.backlog += 1;
     let _ = part.tx.send(raw);
-    if part.backlog >= HIGH_WATER {
-        set_paused(consumer, &shared.topic, partition, part, true);
-    }
+}
+
+/// Whether a partition that is not waiting holds [`HIGH_WATER`] records not yet handled.
+fn intake_full(shared: &Shared) -> bool {
+    shared
+        .parts
+        .lock()
+        .expect("partitions")
+        .values()
+        .any(|p| !p.waiting && p.backlog >= HIGH_WATER)
 }
 
 async fn worker(
