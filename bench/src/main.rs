@@ -502,6 +502,9 @@ fn run(seconds: u64, rounds: u32, connections: u32, sre: &Path, fingerprints: us
     println!("target 4 dedup memory: {bytes:.1} bytes per fingerprint at {fingerprints} fingerprints (RSS delta) | target <= 200");
     println!("{}", k8s_translate(10_000, 200_000));
     println!("{}", k8s_backlog(5000, 10));
+    let tansu = PathBuf::from(std::env::var("TANSU").unwrap_or_else(|_| "tansu".into()));
+    println!("{}", facts::facts_pages(10_000, 4, 0, &tansu));
+    println!("{}", facts::facts_pages(10_000, 4, 10, &tansu));
     println!(
         "target 6 webhook p99 while an actor is restarted every 100 ms ({restarts} restarts), {connections} conns: p99 {:.2} ms, {:.0} alerts/s{} | undisturbed p99 {:.2} ms, {:.0} alerts/s | p99 ratio {:.2} | target <= 1.10",
         stormy.p99_ms,
