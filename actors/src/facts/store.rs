@@ -605,18 +605,17 @@ mod tests {
         let mut l = LocalLedger::new(path.clone(), "t".into(), 1000);
         l.open(|_| {}).unwrap();
         l.write("a", Some(&entry("a", 1))).await.unwrap();
-        l.close();
-        let (_, seg) = segments(&path).unwrap().pop().unwrap();
-        let mut bytes = std::fs::read(&seg).unwrap();
-        bytes.extend_from_slice(b"garbage\n");
-        std::fs::write(&seg, bytes).unwrap();
-        let mut l = LocalLedger::new(path.clone(), "t".into(), 1000);
-        l.open(|_| {}).unwrap();
         l.write("b", Some(&entry("b", 1))).await.unwrap();
         l.close();
-        let loaded = read_local(&path).unwrap();
+        let (_, seg) = segments(&path).unwrap().pop().unwrap();
+        let text = std::fs::read_to_string(&seg).unwrap();
+        let (first, rest) = text.split_once('\n').unwrap();
+        std::fs::write(&seg, format!("{first}\ngarbage\n{rest}")).unwrap();
+        let mut l = LocalLedger::new(path.clone(), "t".into(), 1000);
+        let loaded = l.open(|_| {}).unwrap();
         assert_eq!(loaded.skipped_lines, 1);
         assert_eq!(loaded.entries.len(), 2);
+        l.close();
     }
 
     #[tokio::test]
