@@ -10,7 +10,8 @@
 //! ├── argocd      one EnvPoller per ArgoCD environment (when enabled)
 //! ├── sli         the SliScheduler (when sli_calculation and prometheus are configured)
 //! ├── probes      one UpstreamProbe per configured Prometheus, Loki, Tempo, Grafana
-//! └── tools       the approval sweeper · http (its own listener, when `tools.listen` is set)
+//! ├── tools       the approval sweeper · http (its own listener, when `tools.listen` is set)
+//! └── facts       ledger · waker · consumer (when facts.enabled): facts to the targets
 //! ```
 //!
 //! The agent tools (when `tools.enabled`) are served by one [`ToolGateway`] built from
@@ -31,6 +32,14 @@ use ractor::{Actor, ActorRef};
 use sre_actors::argocd::metrics::ArgoMetrics;
 use sre_actors::argocd::poller::{EnvPoller, PollerArgs};
 use sre_actors::emit::Emitter;
+use sre_actors::facts::action::FactAction;
+use sre_actors::facts::consumer::{KafkaFacts, KafkaFactsArgs};
+use sre_actors::facts::embedded::{EmbeddedArgs, EmbeddedFacts};
+use sre_actors::facts::handler::{Backoff, HandlerParts, IncidentLocks, WaitBoard};
+use sre_actors::facts::ledger::{IncidentLedger, LedgerArgs, LedgerClient};
+use sre_actors::facts::metrics::FactsMetrics;
+use sre_actors::facts::store::{KafkaLedger, LedgerStore, LocalLedger};
+use sre_actors::facts::waker::{DueWaker, WakerArgs};
 use sre_actors::ingest::claim::Delivery;
 use sre_actors::ingest::dedup::{Dedup, DedupArgs, DedupMsg, DedupSource, Rebuild, Window};
 use sre_actors::ingest::metrics::IngestMetrics;
@@ -48,8 +57,10 @@ use sre_actors::observability::loki::LokiClient;
 use sre_actors::observability::probe::{health_path, ProbeArgs, ProbeMetrics, UpstreamProbe};
 use sre_actors::observability::prometheus::PrometheusClient;
 use sre_actors::observability::tempo::TempoClient;
+use sre_actors::paging::metrics::PagingMetrics;
 use sre_actors::providers::{ProviderMetrics, Providers, TlsOptions, UpstreamClient};
 use sre_actors::sli::scheduler::{wall_clock, SliArgs, SliMetrics, SliScheduler};
+use sre_actors::ticketing::metrics::TicketMetrics;
 use sre_actors::tools::{read_tools, ObsClients};
 use sre_config::{
     AlertmanagerConfig, Config, Idempotency, RestartConfig, SecretStore, SinkKind, SliCalculation,
@@ -93,6 +104,152 @@ pub const SLI: &str = "sli";
 pub const PROBES: &str = "probes";
 /// Name of the supervisor of the agent tools.
 pub const TOOLS: &str = "tools";
+/// Name of the supervisor of the facts consumer, the incident ledger and the waker.
+pub const FACTS: &str = "facts";
+
+/// The fact targets built from the configuration, in the order each fact is applied to them:
+/// the pagers (PagerDuty, OpsGenie), the ticket trackers (Jira, GitHub), then Grafana
+/// annotations. Their metrics are registered in `registry`. A fact with no targets still
+/// updates the incident ledger. A target that cannot be built (a missing secret) is an error:
+/// the facts consumer then does not run, rather than commit facts whose pages were never sent.
+pub fn fact_targets(
+    config: &Config,
+    providers: &Providers,
+    registry: &mut Registry,
+) -> Result<Vec<Arc<dyn FactAction>>, String> {
+    let secrets = SecretStore::new(&config.secrets.dir);
+    let paging_metrics = PagingMetrics::new(registry);
+    let ticket_metrics = TicketMetrics::new(registry);
+    let mut targets = sre_actors::paging::targets(config, providers, &secrets, &paging_metrics)
+        .map_err(|e| e.to_string())?;
+    targets.extend(
+        sre_actors::ticketing::targets(config, providers, &secrets, &ticket_metrics)
+            .map_err(|e| e.to_string())?,
+    );
+    targets.extend(
+        sre_actors::observability::annotations::target(
+            config,
+            providers,
+            &secrets,
+            &ticket_metrics,
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    if config.facts.enabled && targets.is_empty() {
+        tracing::info!("no fact targets configured: facts update the incident ledger only");
+    }
+    Ok(targets)
+}
+
+/// The Kafka options of the facts clients: `intents.kafka`, `facts.brokers` overriding the
+/// brokers.
+pub fn facts_kafka_options(config: &Config) -> KafkaOptions {
+    let mut o =
+        KafkaOptions::from_config(&config.intents.kafka, SecretStore::new(&config.secrets.dir));
+    if let Some(b) = &config.facts.brokers {
+        o.brokers = b.clone();
+    }
+    o
+}
+
+/// The incident ledger's store: the compacted topic with `intents.sink: kafka`, the local log
+/// `<facts.data_dir>/<ledger_topic>/` otherwise.
+pub fn ledger_store(config: &Config) -> LedgerStore {
+    let f = &config.facts;
+    match config.intents.sink {
+        SinkKind::Kafka => LedgerStore::Kafka(Box::new(KafkaLedger::new(
+            facts_kafka_options(config),
+            f.ledger_topic.clone(),
+            f.topic.clone(),
+        ))),
+        SinkKind::Embedded => LedgerStore::Local(LocalLedger::new(
+            f.data_dir.join(&f.ledger_topic),
+            f.ledger_topic.clone(),
+            f.ledger_compact_lines,
+        )),
+    }
+}
+
+/// The facts subtree (ledger, waker, consumer), when `facts.enabled`.
+fn facts_children(
+    config: &Config,
+    targets: Vec<Arc<dyn FactAction>>,
+    metrics: &FactsMetrics,
+    readiness: &Readiness,
+) -> Option<Vec<ChildSpec>> {
+    let f = &config.facts;
+    if !f.enabled {
+        return None;
+    }
+    let clock = wall_clock();
+    let targets: Arc<[Arc<dyn FactAction>]> = targets.into();
+    let ledger_slot = ActorSlot::default();
+    let waker_slot = ActorSlot::default();
+    let locks = IncidentLocks::default();
+    let backoff = Backoff {
+        min: f.min_backoff,
+        max: f.max_backoff,
+    };
+    let ledger = LedgerClient::new(ledger_slot.clone());
+    let store_config = config.clone();
+    let ledger_args = LedgerArgs {
+        store: Arc::new(move || ledger_store(&store_config)),
+        slot: ledger_slot,
+        waker: waker_slot.clone(),
+        retention: f.ledger_retention,
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+    };
+    let waker_args = WakerArgs {
+        slot: waker_slot,
+        ledger: ledger.clone(),
+        targets: targets.clone(),
+        locks: locks.clone(),
+        clock: clock.clone(),
+        backoff,
+        metrics: metrics.clone(),
+    };
+    let parts = HandlerParts {
+        ledger,
+        targets,
+        metrics: metrics.clone(),
+        clock,
+        locks,
+        backoff,
+        board: WaitBoard::new(metrics.clone(), readiness.clone()),
+    };
+    let consumer = match config.intents.sink {
+        SinkKind::Kafka => {
+            let args = KafkaFactsArgs {
+                options: facts_kafka_options(config),
+                topic: f.topic.clone(),
+                group_id: f.group_id.clone(),
+                dead_letter_topic: f.dead_letter_topic.clone(),
+                commit_interval: f.commit_interval,
+                parts,
+            };
+            ChildSpec::actor("consumer", move || (KafkaFacts, args.clone()))
+        }
+        SinkKind::Embedded => {
+            let args = EmbeddedArgs {
+                dir: f.data_dir.join(&f.topic),
+                position: f.data_dir.join(format!("{}.position", f.topic)),
+                dead_letters: (
+                    f.data_dir.join(&f.dead_letter_topic),
+                    f.dead_letter_topic.clone(),
+                ),
+                poll_interval: f.poll_interval,
+                parts,
+            };
+            ChildSpec::actor("consumer", move || (EmbeddedFacts, args.clone()))
+        }
+    };
+    Some(vec![
+        ChildSpec::actor("ledger", move || (IncidentLedger, ledger_args.clone())),
+        ChildSpec::actor("waker", move || (DueWaker, waker_args.clone())),
+        consumer,
+    ])
+}
 
 /// Why the program could not start.
 #[derive(Debug, thiserror::Error)]
@@ -113,14 +270,11 @@ pub enum AppError {
 /// issue): said at start and by `check-config`, never silently ignored.
 pub fn not_yet_served(config: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
-    if config.ticketing().is_some() {
-        out.push("ticketing_integration (tickets from facts)");
+    if config.ticketing().is_some() && !config.facts.enabled {
+        out.push("ticketing_integration (tickets come from facts: enable facts)");
     }
-    if config.paging().is_some() {
-        out.push("paging_integration (pages from facts)");
-    }
-    if config.facts.enabled {
-        out.push("facts (the facts consumer)");
+    if config.paging().is_some() && !config.facts.enabled {
+        out.push("paging_integration (pages come from facts: enable facts)");
     }
     out
 }
@@ -367,6 +521,7 @@ pub struct AppHandle {
     observer: Observer,
     providers: Providers,
     reader: Option<ClusterReader>,
+    facts: FactsMetrics,
     config: Config,
     tools_bound: Option<watch::Receiver<Option<SocketAddr>>>,
 }
@@ -374,7 +529,7 @@ pub struct AppHandle {
 impl AppHandle {
     /// Builds and starts the tree; returns once every child has been started once.
     pub async fn start(config: Config) -> Result<AppHandle, AppError> {
-        AppHandle::start_with_tools(config, Vec::new()).await
+        AppHandle::start_with(config, Vec::new(), fact_targets).await
     }
 
     /// [`AppHandle::start`], serving `extra` agent tools beside those of [`agent_tools`]
@@ -382,6 +537,31 @@ impl AppHandle {
     pub async fn start_with_tools(
         config: Config,
         extra: Vec<Arc<dyn Tool>>,
+    ) -> Result<AppHandle, AppError> {
+        AppHandle::start_with(config, extra, fact_targets).await
+    }
+
+    /// [`AppHandle::start`] with the fact targets made by `targets` (tests, embedders).
+    pub async fn start_with_targets(
+        config: Config,
+        targets: impl FnOnce(
+            &Config,
+            &Providers,
+            &mut Registry,
+        ) -> Result<Vec<Arc<dyn FactAction>>, String>,
+    ) -> Result<AppHandle, AppError> {
+        AppHandle::start_with(config, Vec::new(), targets).await
+    }
+
+    /// [`AppHandle::start`] with `extra` agent tools and the fact targets made by `targets`.
+    pub async fn start_with(
+        config: Config,
+        extra: Vec<Arc<dyn Tool>>,
+        targets: impl FnOnce(
+            &Config,
+            &Providers,
+            &mut Registry,
+        ) -> Result<Vec<Arc<dyn FactAction>>, String>,
     ) -> Result<AppHandle, AppError> {
         sre_actors::providers::client::install_crypto_provider();
         let mut registry = Registry::default();
@@ -395,7 +575,23 @@ impl AppHandle {
         let http_metrics = HttpMetrics::new(&mut registry);
         let tool_metrics = ToolMetrics::new(&mut registry);
         let mcp_metrics = McpMetrics::new(&mut registry);
+        let facts_metrics = FactsMetrics::new(&mut registry);
         let readiness = Readiness::new(INGEST);
+        let fact_targets = if config.facts.enabled {
+            match targets(&config, &providers, &mut registry) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::error!(error = %e, "a fact target cannot be built: the facts consumer does not run");
+                    readiness.set_degraded(
+                        "facts targets",
+                        Some(format!("facts consumer not running: {e}")),
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         report_missing_secrets(&config);
         for section in not_yet_served(&config) {
             tracing::warn!(section, "enabled in the configuration but not served by this build yet; only its circuits (if any) run");
@@ -556,6 +752,8 @@ impl AppHandle {
             })])
         });
         let probes = upstream_probes(&config, &providers, &readiness, &probe_metrics);
+        let facts = fact_targets
+            .and_then(|targets| facts_children(&config, targets, &facts_metrics, &readiness));
         let mut root = root;
         for (name, children) in [
             (CLUSTERS, watchers),
@@ -566,6 +764,7 @@ impl AppHandle {
                 TOOLS,
                 (!tools_children.is_empty()).then_some(tools_children),
             ),
+            (FACTS, facts),
         ] {
             if let Some(children) = children {
                 let spec = children.into_iter().fold(
@@ -594,6 +793,7 @@ impl AppHandle {
             observer,
             providers,
             reader,
+            facts: facts_metrics,
             config,
             tools_bound,
         })
@@ -605,6 +805,11 @@ impl AppHandle {
         let mut rx = self.tools_bound.clone()?;
         let bound = rx.wait_for(Option::is_some).await.ok()?;
         *bound
+    }
+
+    /// The facts metrics (consumed facts, actions, dead letters, waiting partitions).
+    pub fn facts_metrics(&self) -> &FactsMetrics {
+        &self.facts
     }
 
     /// The address the HTTP server is bound to (waits for the first bind).

@@ -44,6 +44,18 @@ pub enum Command {
         #[command(subcommand)]
         command: IntentsCommand,
     },
+    /// The embedded facts source (without Kafka).
+    Facts {
+        /// What to do.
+        #[command(subcommand)]
+        command: FactsCommand,
+    },
+    /// Read the incident ledger.
+    Incidents {
+        /// What to do.
+        #[command(subcommand)]
+        command: IncidentsCommand,
+    },
     /// Print the live supervision tree of a running instance.
     Status {
         /// Base URL of the instance.
@@ -141,6 +153,36 @@ pub enum IntentsCommand {
         /// How many of the existing records to print first.
         #[arg(long, short = 'n', default_value_t = 20)]
         lines: usize,
+    },
+}
+
+/// `facts` verbs.
+#[derive(Debug, Subcommand)]
+pub enum FactsCommand {
+    /// Append facts to the embedded facts log (`<facts.data_dir>/<facts.topic>/`), durably.
+    /// Each line of the file is one record: `{"key":"incident:<id>","headers":{"ce_type":
+    /// "IncidentCreated","ce_id":"..."},"value":{...}}`.
+    Append {
+        /// Configuration file (for `facts.data_dir` and `facts.topic`).
+        #[arg(long, short, env = "SRE_CONFIG")]
+        config: Option<PathBuf>,
+        /// JSON-lines file of records (`-` for standard input).
+        #[arg(long, short)]
+        file: PathBuf,
+    },
+}
+
+/// `incidents` verbs.
+#[derive(Debug, Subcommand)]
+pub enum IncidentsCommand {
+    /// Print one incident's ledger entry as JSON (from the local ledger log, or the Kafka
+    /// topic with `intents.sink: kafka`); exit 1 when the ledger has no such incident.
+    Show {
+        /// Configuration file.
+        #[arg(long, short, env = "SRE_CONFIG")]
+        config: Option<PathBuf>,
+        /// The incident id.
+        id: String,
     },
 }
 
@@ -629,5 +671,130 @@ pub async fn audit_tail(config: Option<&PathBuf>, follow: bool, lines: usize) ->
             }
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// One line of `facts append`'s input.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FactLine {
+    key: String,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    value: Box<serde_json::value::RawValue>,
+}
+
+/// The most bytes `facts append` reads.
+const MAX_APPEND_BYTES: u64 = 256 * 1024 * 1024;
+
+/// `facts append --file FILE`.
+pub fn facts_append(config: Option<&PathBuf>, file: &PathBuf) -> ExitCode {
+    use std::io::Read;
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(errors) => {
+            print_errors(&errors);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if config.intents.sink == sre_config::SinkKind::Kafka {
+        eprintln!(
+            "error: with intents.sink: kafka the facts come from the topic {}; produce them there",
+            config.facts.topic
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let mut text = String::new();
+    let read = if file.as_os_str() == "-" {
+        std::io::stdin()
+            .take(MAX_APPEND_BYTES)
+            .read_to_string(&mut text)
+    } else {
+        std::fs::File::open(file).and_then(|f| f.take(MAX_APPEND_BYTES).read_to_string(&mut text))
+    };
+    if let Err(e) = read {
+        eprintln!("error: cannot read {}: {e}", file.display());
+        return ExitCode::FAILURE;
+    }
+    let mut records = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        match serde_json::from_str::<FactLine>(line) {
+            Ok(l) => records.push(sre_intents::IntentRecord {
+                topic: config.facts.topic.clone(),
+                key: l.key,
+                headers: l
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (std::borrow::Cow::Owned(k), v))
+                    .collect(),
+                value: l.value,
+            }),
+            Err(e) => {
+                eprintln!("error: {} line {}: {e}", file.display(), i + 1);
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    }
+    let dir = config.facts.data_dir.join(&config.facts.topic);
+    let result = sre_sink::embedded::Log::open(&dir, sre_sink::embedded::LogOptions::default())
+        .map_err(|e| e.to_string())
+        .and_then(|mut log| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let offsets = log.append(&records, now).map_err(|e| e.to_string())?;
+            log.sync().map_err(|e| e.to_string())?;
+            Ok(offsets)
+        });
+    match result {
+        Ok(offsets) => {
+            println!("appended {} fact(s) to {}", offsets.len(), dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `incidents show ID`.
+pub fn incidents_show(config: Option<&PathBuf>, id: &str) -> ExitCode {
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(errors) => {
+            print_errors(&errors);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let f = &config.facts;
+    let loaded = match crate::app::ledger_store(&config) {
+        sre_actors::facts::store::LedgerStore::Local(_) => {
+            sre_actors::facts::store::read_local(&f.data_dir.join(&f.ledger_topic))
+        }
+        sre_actors::facts::store::LedgerStore::Kafka(mut k) => k.load(),
+    };
+    match loaded {
+        Ok(loaded) => match loaded.entries.get(id) {
+            Some((entry, _)) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(entry).unwrap_or_default()
+                );
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("no incident {id:?} in the ledger");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use sre_integration::cli::{self, AuditCommand, Cli, Command, IntentsCommand};
+use sre_integration::cli::{
+    self, AuditCommand, Cli, Command, FactsCommand, IncidentsCommand, IntentsCommand,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -45,6 +47,12 @@ fn main() -> ExitCode {
             kind.as_deref(),
             lines,
         )),
+        Command::Facts {
+            command: FactsCommand::Append { config, file },
+        } => cli::facts_append(config.as_ref(), &file),
+        Command::Incidents {
+            command: IncidentsCommand::Show { config, id },
+        } => cli::incidents_show(config.as_ref(), &id),
     }
 }
 

@@ -352,3 +352,69 @@ fn intents_tail_skips_and_counts_unreadable_lines() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("skipped 1 unreadable line"), "{stderr}");
 }
+
+/// `facts append` feeds the embedded facts source, `run` applies the facts to the local
+/// incident ledger, and `incidents show` prints the entry (exit 1 for an unknown incident).
+#[test]
+fn facts_append_then_incidents_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 0s\nintents:\n  embedded:\n    data_dir: {}\nfacts:\n  enabled: true\n  data_dir: {}\n  poll_interval: 20ms\n",
+            dir.path().join("intents").display(),
+            dir.path().join("facts").display()
+        ),
+    )
+    .unwrap();
+    let facts = dir.path().join("facts.jsonl");
+    std::fs::write(
+        &facts,
+        concat!(
+            r#"{"key":"incident:inc-1","headers":{"ce_type":"IncidentCreated","ce_id":"f-1"},"value":{"incidentId":"inc-1","occurredAt":"2026-12-07T09:00:00Z","revision":1,"title":"Checkout down","severity":"critical"}}"#,
+            "\n",
+            r#"{"key":"incident:inc-1","headers":{"ce_type":"IncidentAcknowledged","ce_id":"f-2"},"value":{"incidentId":"inc-1","occurredAt":"2026-12-07T09:01:00Z","revision":2,"acknowledgedBy":"ana"}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["facts", "append", "--config"])
+        .arg(&cfg)
+        .arg("--file")
+        .arg(&facts)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("appended 2 fact(s)"));
+    let show = |id: &str| {
+        Command::new(BIN)
+            .args(["incidents", "show", "--config"])
+            .arg(&cfg)
+            .arg(id)
+            .output()
+            .unwrap()
+    };
+    let running = Running::start(&cfg);
+    let mut entry = serde_json::Value::Null;
+    for _ in 0..500 {
+        let out = show("inc-1");
+        if out.status.success() {
+            entry = serde_json::from_slice(&out.stdout).unwrap();
+            if entry["revision"] == 2 {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(running);
+    assert_eq!(entry["lifecycle"], "acknowledged", "{entry}");
+    assert_eq!(entry["last_ce_id"], "f-2");
+    assert_eq!(entry["created"]["title"], "Checkout down");
+    assert_eq!(show("inc-unknown").status.code(), Some(1));
+}

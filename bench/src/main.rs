@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod facts;
 mod mcp;
 
 /// The same allocator as the service, so the ceiling and the memory figure compare like with like.
@@ -97,6 +98,21 @@ enum Cmd {
         #[arg(long, default_value_t = 2000)]
         calls: usize,
     },
+    /// Only target 7: facts through tansu to the fake PagerDuty.
+    FactsPages {
+        /// `IncidentCreated` facts.
+        #[arg(long, default_value_t = 10_000)]
+        facts: usize,
+        /// Partitions of the facts topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// The fake answers 429 to one call in this many (0: never).
+        #[arg(long, default_value_t = 0)]
+        throttle_every: usize,
+        /// The tansu binary.
+        #[arg(long, default_value = "tansu")]
+        tansu: PathBuf,
+    },
     /// Only the dedup memory figure.
     DedupMemory {
         /// Fingerprints.
@@ -126,6 +142,15 @@ fn main() {
         Cmd::K8sTranslate { pods, events } => println!("{}", k8s_translate(pods, events)),
         Cmd::K8sBacklog { pods, minutes } => println!("{}", k8s_backlog(pods, minutes)),
         Cmd::McpOverhead { calls } => println!("{}", mcp::mcp_overhead(calls)),
+        Cmd::FactsPages {
+            facts,
+            partitions,
+            throttle_every,
+            tansu,
+        } => println!(
+            "{}",
+            facts::facts_pages(facts, partitions, throttle_every, &tansu)
+        ),
         Cmd::DedupMemory { fingerprints } => {
             let b = dedup_bytes(fingerprints);
             println!("dedup: {b:.1} bytes per fingerprint at {fingerprints}");
@@ -486,6 +511,9 @@ fn run(seconds: u64, rounds: u32, connections: u32, sre: &Path, fingerprints: us
     println!("{}", k8s_translate(10_000, 200_000));
     println!("{}", k8s_backlog(5000, 10));
     println!("{}", mcp::mcp_overhead(2000));
+    let tansu = PathBuf::from(std::env::var("TANSU").unwrap_or_else(|_| "tansu".into()));
+    println!("{}", facts::facts_pages(10_000, 4, 0, &tansu));
+    println!("{}", facts::facts_pages(10_000, 4, 10, &tansu));
     println!(
         "target 6 webhook p99 while an actor is restarted every 100 ms ({restarts} restarts), {connections} conns: p99 {:.2} ms, {:.0} alerts/s{} | undisturbed p99 {:.2} ms, {:.0} alerts/s | p99 ratio {:.2} | target <= 1.10",
         stormy.p99_ms,

@@ -405,11 +405,19 @@ fn default_delivery_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
-/// `facts`: the consumer of `sre.domain.facts.v1`.
+/// `facts`: the consumer of `sre.domain.facts.v1` (DESIGN §3.3a–b).
+///
+/// Where facts come from follows `intents.sink`: with `kafka`, a consumer group on `topic`
+/// (brokers and security from `intents.kafka`, `brokers` overriding the brokers); with
+/// `embedded` (the laptop default), the local log `<data_dir>/<topic>/` in the embedded intent
+/// log's line format, its committed position kept in `<data_dir>/<topic>.position`. The
+/// incident ledger is the compacted topic `ledger_topic` with Kafka, the local log
+/// `<data_dir>/<ledger_topic>/` otherwise; dead letters go to `dead_letter_topic` (or
+/// `<data_dir>/<dead_letter_topic>/`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FactsConfig {
-    /// Whether facts are consumed (needs Kafka).
+    /// Whether facts are consumed.
     #[serde(default)]
     pub enabled: bool,
     /// Topic.
@@ -421,9 +429,39 @@ pub struct FactsConfig {
     /// Bootstrap servers (default: `intents.kafka.brokers`).
     #[serde(default)]
     pub brokers: Option<String>,
-    /// Topic for facts whose action failed for good.
+    /// Topic for facts that cannot be parsed or that a target rejected for good.
     #[serde(default = "default_dead_letter")]
     pub dead_letter_topic: String,
+    /// The incident ledger's compacted topic (with `intents.sink: kafka`), keyed
+    /// `incident:<id>`, with as many partitions as `topic`. Never created by the program:
+    /// a missing topic is reported and the consumer does not start.
+    #[serde(default = "default_ledger_topic")]
+    pub ledger_topic: String,
+    /// Resolved or closed incidents are forgotten (tombstoned) this long after their last
+    /// change.
+    #[serde(default = "default_ledger_retention", with = "humantime_serde")]
+    pub ledger_retention: Duration,
+    /// The local ledger log is rewritten with only its live entries once it holds this many
+    /// lines (and more than twice the live entries).
+    #[serde(default = "default_ledger_compact_lines")]
+    pub ledger_compact_lines: u64,
+    /// Directory of the embedded facts source, its position file, the local ledger and the
+    /// local dead-letter log (used without Kafka).
+    #[serde(default = "default_facts_data_dir")]
+    pub data_dir: PathBuf,
+    /// How often the embedded source looks for new facts.
+    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// First wait before a fact whose target is unavailable is applied again; doubled on
+    /// every attempt up to `max_backoff` (a provider's `Retry-After` is honoured when longer).
+    #[serde(default = "default_min_backoff", with = "humantime_serde")]
+    pub min_backoff: Duration,
+    /// Longest wait between two attempts of the same fact.
+    #[serde(default = "default_max_backoff", with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// How often handled offsets are committed (also on rebalance and shutdown).
+    #[serde(default = "default_commit_interval", with = "humantime_serde")]
+    pub commit_interval: Duration,
 }
 
 impl Default for FactsConfig {
@@ -434,6 +472,14 @@ impl Default for FactsConfig {
             group_id: default_group(),
             brokers: None,
             dead_letter_topic: default_dead_letter(),
+            ledger_topic: default_ledger_topic(),
+            ledger_retention: default_ledger_retention(),
+            ledger_compact_lines: default_ledger_compact_lines(),
+            data_dir: default_facts_data_dir(),
+            poll_interval: default_poll_interval(),
+            min_backoff: default_min_backoff(),
+            max_backoff: default_max_backoff(),
+            commit_interval: default_commit_interval(),
         }
     }
 }
@@ -446,6 +492,30 @@ fn default_group() -> String {
 }
 fn default_dead_letter() -> String {
     "sre.integration.facts.dlq.v1".into()
+}
+fn default_ledger_topic() -> String {
+    "sre.integration.incidents.v1".into()
+}
+fn default_ledger_retention() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+fn default_ledger_compact_lines() -> u64 {
+    100_000
+}
+fn default_facts_data_dir() -> PathBuf {
+    PathBuf::from("data/facts")
+}
+fn default_poll_interval() -> Duration {
+    Duration::from_millis(200)
+}
+fn default_min_backoff() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_commit_interval() -> Duration {
+    Duration::from_secs(1)
 }
 
 /// `supervision`: restart policy, circuits and outbound retries.

@@ -23,6 +23,7 @@ pub(crate) fn validate(c: &Config, e: &mut Collector) {
     paging(c, e);
     supervision(c, e);
     intents(c, e);
+    facts(c, e);
     server(c, e);
     crate::tools::validate_write_policy(c, e);
     tools(c, e);
@@ -102,6 +103,37 @@ fn tools(c: &Config, e: &mut Collector) {
         e.push(
             format!("{p}.tokens"),
             "tools are enabled without tokens: configure tokens (name, role agent or approver, secret_ref), or set allow_unauthenticated: true on a loopback listener",
+        );
+    }
+}
+
+fn facts(c: &Config, e: &mut Collector) {
+    let f = &c.facts;
+    let p = "facts";
+    for (key, d) in [
+        ("poll_interval", f.poll_interval),
+        ("min_backoff", f.min_backoff),
+        ("commit_interval", f.commit_interval),
+        ("ledger_retention", f.ledger_retention),
+    ] {
+        e.check(!d.is_zero(), &format!("{p}.{key}"), || {
+            "must be greater than zero".into()
+        });
+    }
+    e.check(
+        f.max_backoff >= f.min_backoff,
+        &format!("{p}.max_backoff"),
+        || "must be at least facts.min_backoff".into(),
+    );
+    for (key, t) in [
+        ("topic", &f.topic),
+        ("dead_letter_topic", &f.dead_letter_topic),
+        ("ledger_topic", &f.ledger_topic),
+    ] {
+        e.check(
+            !t.trim().is_empty() && !t.contains('/'),
+            &format!("{p}.{key}"),
+            || "must be a topic name (not empty, no '/')".into(),
         );
     }
 }
