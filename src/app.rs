@@ -199,6 +199,7 @@ fn facts_children(
         retention: f.ledger_retention,
         clock: clock.clone(),
         metrics: metrics.clone(),
+        targets: targets.clone(),
     };
     let waker_args = WakerArgs {
         slot: waker_slot,

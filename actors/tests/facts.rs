@@ -54,6 +54,8 @@ struct Recorder {
     tx: mpsc::UnboundedSender<Call>,
     /// `IncidentCreated` is deferred by this much (a high page outside business hours).
     defer: Option<chrono::Duration>,
+    /// Incidents of the entries the ledger showed it (loaded or written).
+    observed: Mutex<Vec<String>>,
 }
 
 impl Recorder {
@@ -66,6 +68,7 @@ impl Recorder {
                 calls: Mutex::default(),
                 tx,
                 defer: None,
+                observed: Mutex::default(),
             }),
             rx,
         )
@@ -83,6 +86,7 @@ impl Recorder {
                 calls: Mutex::default(),
                 tx,
                 defer: Some(by),
+                observed: Mutex::default(),
             }),
             rx,
         )
@@ -111,6 +115,13 @@ impl Recorder {
 impl FactAction for Recorder {
     fn target(&self) -> &'static str {
         self.name
+    }
+
+    fn observe(&self, entry: &IncidentEntry) {
+        self.observed
+            .lock()
+            .unwrap()
+            .push(entry.incident_id.clone());
     }
 
     fn apply<'a>(
@@ -237,6 +248,7 @@ async fn start_ledger(
     clock: &Clock,
     metrics: &FactsMetrics,
     retention: Duration,
+    targets: &Arc<[Arc<dyn FactAction>]>,
 ) -> ActorRef<LedgerMsg> {
     let path = ledger_dir(dir);
     let args = LedgerArgs {
@@ -248,6 +260,7 @@ async fn start_ledger(
         retention,
         clock: clock.clone(),
         metrics: metrics.clone(),
+        targets: targets.clone(),
     };
     let (actor, _) = Actor::spawn(None, IncidentLedger, args).await.unwrap();
     actor
@@ -260,6 +273,7 @@ async fn rig(targets: Vec<Arc<dyn FactAction>>) -> Rig {
     let readiness = Readiness::new("ingest");
     let ledger_slot = ActorSlot::default();
     let waker_slot = ActorSlot::default();
+    let targets: Arc<[Arc<dyn FactAction>]> = targets.into();
     let ledger = start_ledger(
         dir.path(),
         &ledger_slot,
@@ -267,11 +281,12 @@ async fn rig(targets: Vec<Arc<dyn FactAction>>) -> Rig {
         &clock,
         &metrics,
         Duration::from_secs(30 * 86400),
+        &targets,
     )
     .await;
     let parts = HandlerParts {
         ledger: LedgerClient::new(ledger_slot.clone()),
-        targets: targets.into(),
+        targets,
         metrics: metrics.clone(),
         clock: clock.clone(),
         locks: IncidentLocks::default(),
@@ -317,6 +332,7 @@ impl Rig {
             &self.clock,
             &self.metrics,
             Duration::from_secs(30 * 86400),
+            &self.parts.targets,
         )
         .await;
     }
@@ -556,6 +572,21 @@ async fn the_ledger_survives_a_restart_and_a_replay_after_it_does_nothing() {
         Outcome::Replay
     );
     assert_eq!(rig.entry("inc-1").await.target("jira").unwrap().revision, 1);
+}
+
+#[tokio::test]
+async fn targets_see_every_entry_written_and_every_entry_loaded_after_a_restart() {
+    let (pd, _calls) = Recorder::new("pagerduty");
+    let mut rig = rig(vec![pd.clone()]).await;
+    let h = rig.handler();
+    h.handle(&fact("IncidentCreated", "inc-1", 1), &no_wait)
+        .await;
+    assert!(pd.observed.lock().unwrap().contains(&"inc-1".to_owned()));
+    pd.observed.lock().unwrap().clear();
+    // A restart: the entry is loaded from the log, and the target is shown it (so its gauges,
+    // such as the deferred pages, are right again).
+    rig.restart_ledger().await;
+    assert_eq!(*pd.observed.lock().unwrap(), ["inc-1"]);
 }
 
 #[tokio::test]

@@ -77,6 +77,13 @@ pub trait FactAction: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Option<TargetRecord>, ActionError>>;
 
+    /// Called with every entry the ledger loads at start and every entry it writes, so a
+    /// target can keep gauges that must be right after a restart (deferred pages). Cheap and
+    /// synchronous; the default does nothing.
+    fn observe(&self, entry: &IncidentEntry) {
+        let _ = entry;
+    }
+
     /// This target's record has `due` at or before `now`: do the deferred action (or drop it
     /// if the incident moved on) and return the new record (with `due` cleared). The default
     /// is for targets that never defer.

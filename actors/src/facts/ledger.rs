@@ -28,6 +28,7 @@ use sre_intents::facts::Fact;
 use sre_supervision::ActorSlot;
 use tokio::sync::oneshot;
 
+use super::action::FactAction;
 use super::entry::{IncidentEntry, Lifecycle, TargetRecord};
 use super::metrics::FactsMetrics;
 use super::store::{LedgerError, LedgerStore, Loaded};
@@ -61,6 +62,8 @@ pub struct LedgerArgs {
     pub clock: Clock,
     /// Metrics.
     pub metrics: FactsMetrics,
+    /// The fact targets, shown every entry loaded and written ([`FactAction::observe`]).
+    pub targets: Arc<[Arc<dyn FactAction>]>,
 }
 
 /// What a fact's completion sets on its entry.
@@ -155,6 +158,9 @@ impl LedgerState {
             }
         }
         if let Some(e) = entry {
+            for t in self.args.targets.iter() {
+                t.observe(&e);
+            }
             self.due.extend(dues(&e));
             self.entries.insert(id.to_owned(), (e, partition));
         }

@@ -477,6 +477,10 @@ impl<P: Pager> FactAction for PagingTarget<P> {
         self.name()
     }
 
+    fn observe(&self, entry: &IncidentEntry) {
+        self.metrics.observe_entry(entry);
+    }
+
     fn apply<'a>(
         &'a self,
         fact: &'a Fact,
