@@ -389,6 +389,7 @@ fn facts_against_a_real_broker() {
         poison_goes_to_the_dead_letter_topic_and_the_consumer_continues(&brokers).await;
         two_consumers_and_a_rebalance_apply_each_fact_once(&brokers).await;
         pagerduty_end_to_end(&brokers).await;
+        tickets_end_to_end(&brokers).await;
     });
 }
 
@@ -688,4 +689,167 @@ async fn until_metric(url: &str, line: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{line} never appeared in /metrics:\n{last}");
+}
+
+/// Produces a fact with its own JSON value (`incidentId`, `occurredAt`, `revision` added).
+async fn produce_value(
+    p: &FutureProducer,
+    topic: &str,
+    ty: &str,
+    incident: &str,
+    revision: u64,
+    mut value: serde_json::Value,
+) {
+    value["incidentId"] = incident.into();
+    value["occurredAt"] = "2026-12-07T09:00:00Z".into();
+    value["revision"] = revision.into();
+    let body = serde_json::to_vec(&value).unwrap();
+    produce(p, topic, 0, ty, incident, revision, Some(&body)).await;
+}
+
+/// Issue 11 through the real broker, in process with the real ticket targets: Jira by default,
+/// GitHub for service `web`, and Jira project `NOPE` (unknown there) for service `legacy`.
+/// Each lifecycle makes exactly one ticket with its comments and final state, a replayed old
+/// fact does nothing, and Jira's 400 dead-letters its fact with the reason while the facts
+/// after it are still applied.
+async fn tickets_end_to_end(brokers: &str) {
+    let t = Topics::new("tickets");
+    create_topics(brokers, &[(&t.facts, 1), (&t.ledger, 1), (&t.dlq, 1)]).await;
+    let jira =
+        sre_test_support::jira::FakeJira::start("sre@example.com", "jira-token-1", &["SRE"]).await;
+    let gh = sre_test_support::github::FakeGithub::start("org/incidents", "gh-token-1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    for (name, key, value) in [
+        ("jira", "email", "sre@example.com"),
+        ("jira", "api_token", "jira-token-1"),
+        ("gh", "token", "gh-token-1"),
+    ] {
+        std::fs::create_dir_all(secrets.join("platform").join(name)).unwrap();
+        std::fs::write(secrets.join("platform").join(name).join(key), value).unwrap();
+    }
+    let mut c = config(dir.path(), brokers, &t);
+    c.secrets.dir = secrets;
+    c.ticketing_integration = Some(
+        serde_norway::from_str(&format!(
+            "enabled: true\ndefault_provider: jira\n\
+             jira:\n  base_url: {}\n  project_key: SRE\n  secret_ref: platform/jira\n\
+             github:\n  repo: org/incidents\n  api_url: {}\n  secret_ref: platform/gh\n\
+             routes:\n  - service: web\n    provider: github\n  - service: legacy\n    project_key: NOPE\n",
+            jira.url(),
+            gh.url()
+        ))
+        .unwrap(),
+    );
+    let app = AppHandle::start(c).await.unwrap();
+    let p = producer(brokers);
+    let created = |service: &str| {
+        serde_json::json!({"title": format!("{service} is failing"), "severity": "high",
+            "summary": "5xx above 20%", "service": service, "environment": "prod"})
+    };
+    produce_value(
+        &p,
+        &t.facts,
+        "IncidentCreated",
+        "inc-j",
+        1,
+        created("checkout"),
+    )
+    .await;
+    produce_value(
+        &p,
+        &t.facts,
+        "IncidentCreated",
+        "inc-bad",
+        1,
+        created("legacy"),
+    )
+    .await;
+    produce_value(&p, &t.facts, "IncidentCreated", "inc-g", 1, created("web")).await;
+    for incident in ["inc-j", "inc-g"] {
+        produce_value(
+            &p,
+            &t.facts,
+            "IncidentAcknowledged",
+            incident,
+            2,
+            serde_json::json!({"acknowledgedBy": "ana"}),
+        )
+        .await;
+        produce_value(
+            &p,
+            &t.facts,
+            "IncidentResolved",
+            incident,
+            3,
+            serde_json::json!({"resolvedBy": "ana", "resolution": "rolled back"}),
+        )
+        .await;
+    }
+    // A replay of an old fact (the domain re-sent inc-j's Created): nothing happens.
+    produce_value(
+        &p,
+        &t.facts,
+        "IncidentCreated",
+        "inc-j",
+        1,
+        created("checkout"),
+    )
+    .await;
+    for incident in ["inc-j", "inc-g"] {
+        produce_value(
+            &p,
+            &t.facts,
+            "IncidentClosed",
+            incident,
+            4,
+            serde_json::json!({"closedBy": "bob", "reason": "postmortem done"}),
+        )
+        .await;
+    }
+    until_committed(brokers, &t, 1, |o| o.get(&0) == Some(&10)).await;
+
+    let issues = jira.issues();
+    assert_eq!(issues.len(), 1, "exactly one Jira ticket: {issues:?}");
+    let i = &issues[0];
+    assert!(
+        i.labels.contains(&"sre-incident-inc-j".to_owned()),
+        "{:?}",
+        i.labels
+    );
+    assert_eq!(i.comments.len(), 3, "ack, resolve, close: {:?}", i.comments);
+    assert_eq!(i.status_name(), "Done");
+    let issues = gh.issues();
+    assert_eq!(issues.len(), 1, "exactly one GitHub issue: {issues:?}");
+    let g = &issues[0];
+    assert!(
+        g.labels.contains(&"sre-incident:inc-g".to_owned()),
+        "{:?}",
+        g.labels
+    );
+    assert!(g.labels.contains(&"resolved".to_owned()), "{:?}", g.labels);
+    assert_eq!(g.comments.len(), 3, "ack, resolve, close: {:?}", g.comments);
+    assert_eq!(g.state, "closed");
+    assert_eq!(g.state_reason.as_deref(), Some("completed"));
+
+    let (b, dlq) = (brokers.to_owned(), t.dlq.clone());
+    let dead = tokio::task::spawn_blocking(move || read_topic(&b, &dlq))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].0.as_deref(), Some("incident:inc-bad"));
+    let reason = dead[0]
+        .1
+        .iter()
+        .find(|(k, _)| k == "dlq_reason")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    assert!(reason.contains("valid project is required"), "{reason}");
+    let addr = app.addr().await.unwrap();
+    until_metric(
+        &format!("http://{addr}/metrics"),
+        "sre_facts_consumed_total{type=\"IncidentCreated\",outcome=\"replay\"} 1",
+    )
+    .await;
+    app.shutdown().await;
 }
