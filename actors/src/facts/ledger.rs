@@ -38,6 +38,8 @@ use crate::timer::Timer;
 
 /// How often finished incidents past retention are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+/// Longest a sweep waits for its tombstones to be durable.
+const SWEEP_WRITE_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a caller waits for the ledger to answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -287,7 +289,7 @@ impl Actor for IncidentLedger {
             LedgerMsg::Due(now, reply) => on_due(state, now, reply),
             LedgerMsg::Assign(partitions, reply) => on_assign(state, partitions, reply).await,
             LedgerMsg::Revoke(partitions) => on_revoke(state, partitions),
-            LedgerMsg::Sweep => on_sweep(&myself, state),
+            LedgerMsg::Sweep => on_sweep(&myself, state).await,
             LedgerMsg::StoreFailed(why) => {
                 return Err(format!("incident ledger failed: {why}").into())
             }
@@ -419,7 +421,7 @@ fn on_revoke(state: &mut LedgerState, partitions: Vec<i32>) {
     }
 }
 
-fn on_sweep(myself: &ActorRef<LedgerMsg>, state: &mut LedgerState) {
+async fn on_sweep(myself: &ActorRef<LedgerMsg>, state: &mut LedgerState) {
     let now = (state.args.clock)();
     let retention =
         chrono::Duration::from_std(state.args.retention).unwrap_or(chrono::Duration::MAX);
@@ -434,6 +436,7 @@ fn on_sweep(myself: &ActorRef<LedgerMsg>, state: &mut LedgerState) {
         })
         .map(|(id, _)| id.clone())
         .collect();
+    let mut tombstones = Vec::with_capacity(expired.len());
     for id in &expired {
         let partition = state.entries.get(id).map_or(0, |(_, p)| *p);
         state.replace(None, id, partition);
@@ -443,11 +446,22 @@ fn on_sweep(myself: &ActorRef<LedgerMsg>, state: &mut LedgerState) {
         };
         let written = store.write(id, partition, None);
         let id = id.clone();
-        tokio::spawn(async move {
+        tombstones.push(async move {
             if let Err(e) = written.await {
                 tracing::warn!(incident = %id, error = %e, "incident ledger: forgetting an incident failed");
             }
         });
+    }
+    // Durable before the sweep ends (so a stop right after it does not bring the incidents
+    // back), within a deadline: a tombstone that is late is only an incident remembered longer.
+    if tokio::time::timeout(SWEEP_WRITE_DEADLINE, futures::future::join_all(tombstones))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            deadline = ?SWEEP_WRITE_DEADLINE,
+            "incident ledger: tombstones not confirmed in time; the next sweep forgets those incidents again"
+        );
     }
     if !expired.is_empty() {
         tracing::info!(
