@@ -456,48 +456,7 @@ pub async fn intents_tail(
         let line = serde_json::to_string(r).unwrap_or_default();
         writeln!(std::io::stdout().lock(), "{line}").is_ok()
     };
-    // Unreadable lines (crash garbage) are skipped; the count goes to stderr.
-    let report = |skipped: u64| {
-        if skipped > 0 {
-            eprintln!(
-                "warning: skipped {skipped} unreadable line(s) in {}",
-                dir.display()
-            );
-        }
-    };
-    let mut follower = sre_sink::embedded::Follower::new(&dir);
-    let existing = match follower.poll() {
-        Ok(scan) => scan,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", dir.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    report(existing.skipped_lines);
-    let matching: Vec<_> = existing.records.iter().filter(|r| wanted(r)).collect();
-    for r in &matching[matching.len().saturating_sub(lines)..] {
-        if !print(r) {
-            return ExitCode::SUCCESS;
-        }
-    }
-    if !follow {
-        return ExitCode::SUCCESS;
-    }
-    loop {
-        match follower.poll() {
-            Ok(scan) => {
-                report(scan.skipped_lines);
-                if !scan.records.iter().filter(|r| wanted(r)).all(print) {
-                    return ExitCode::SUCCESS;
-                }
-            }
-            Err(e) => {
-                eprintln!("error: cannot follow {}: {e}", dir.display());
-                return ExitCode::FAILURE;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
+    tail_embedded(&dir, lines, follow, wanted, print).await
 }
 
 /// `approvals <verb> --url URL [--token TOKEN]`.
@@ -631,6 +590,19 @@ pub async fn audit_tail(config: Option<&PathBuf>, follow: bool, lines: usize) ->
         };
     }
     let dir = config.intents.embedded.data_dir.join(&topic);
+    tail_embedded(&dir, lines, follow, |_| true, print).await
+}
+
+/// Prints the last `lines` records of the embedded log in `dir` that `wanted` keeps, then (with
+/// `follow`) each new one as it is appended. Unreadable lines (crash garbage) are skipped and
+/// counted on stderr; `print` answering false (a closed pipe, `| head`) ends it quietly.
+async fn tail_embedded(
+    dir: &std::path::Path,
+    lines: usize,
+    follow: bool,
+    wanted: impl Fn(&sre_sink::stored::StoredRecord) -> bool,
+    print: impl Fn(&sre_sink::stored::StoredRecord) -> bool,
+) -> ExitCode {
     let report = |skipped: u64| {
         if skipped > 0 {
             eprintln!(
@@ -639,7 +611,7 @@ pub async fn audit_tail(config: Option<&PathBuf>, follow: bool, lines: usize) ->
             );
         }
     };
-    let mut follower = sre_sink::embedded::Follower::new(&dir);
+    let mut follower = sre_sink::embedded::Follower::new(dir);
     let existing = match follower.poll() {
         Ok(scan) => scan,
         Err(e) => {
@@ -648,8 +620,8 @@ pub async fn audit_tail(config: Option<&PathBuf>, follow: bool, lines: usize) ->
         }
     };
     report(existing.skipped_lines);
-    let recs = &existing.records;
-    for r in &recs[recs.len().saturating_sub(lines)..] {
+    let matching: Vec<_> = existing.records.iter().filter(|r| wanted(r)).collect();
+    for r in &matching[matching.len().saturating_sub(lines)..] {
         if !print(r) {
             return ExitCode::SUCCESS;
         }
@@ -661,7 +633,7 @@ pub async fn audit_tail(config: Option<&PathBuf>, follow: bool, lines: usize) ->
         match follower.poll() {
             Ok(scan) => {
                 report(scan.skipped_lines);
-                if !scan.records.iter().all(print) {
+                if !scan.records.iter().filter(|r| wanted(r)).all(&print) {
                     return ExitCode::SUCCESS;
                 }
             }

@@ -406,6 +406,28 @@ impl SinkWriter for KafkaProducer {
     }
 }
 
+/// A consumer that reads by assignment (group `<client_id>-<purpose>`, nothing committed),
+/// with the configured security, and the redactor for its errors.
+fn reader(
+    options: &KafkaOptions,
+    purpose: &str,
+) -> Result<(BaseConsumer<QuietContext>, Redactor), SinkError> {
+    let (mut c, r) = client_config(
+        &options.brokers,
+        &options.security,
+        &options.secrets,
+        &options.properties,
+    )?;
+    c.set("client.id", &options.client_id)
+        .set("group.id", format!("{}-{purpose}", options.client_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    let consumer = c
+        .create_with_context(QuietContext::new(r.clone()))
+        .map_err(|e| SinkError::Config(r.redact(&e.to_string())))?;
+    Ok((consumer, r))
+}
+
 /// The idempotency keys and append times (ms) of `topic`'s records from the last `window`.
 /// Blocking; a topic that does not exist yet has none.
 pub fn recent_keys(
@@ -414,19 +436,7 @@ pub fn recent_keys(
     window: Duration,
 ) -> Result<Vec<(String, u64)>, SinkError> {
     let timeout = Duration::from_secs(10);
-    let (mut c, r) = client_config(
-        &options.brokers,
-        &options.security,
-        &options.secrets,
-        &options.properties,
-    )?;
-    c.set("client.id", &options.client_id)
-        .set("group.id", format!("{}-dedup-rebuild", options.client_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer<QuietContext> = c
-        .create_with_context(QuietContext::new(r.clone()))
-        .map_err(|e| SinkError::Config(r.redact(&e.to_string())))?;
+    let (consumer, r) = reader(options, "dedup-rebuild")?;
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)
         .map_err(|e| r.kafka(e))?;
@@ -537,19 +547,7 @@ pub fn read_topic(
     mut on_record: impl FnMut(crate::stored::StoredRecord) -> bool,
 ) -> Result<(), SinkError> {
     let timeout = Duration::from_secs(10);
-    let (mut c, r) = client_config(
-        &options.brokers,
-        &options.security,
-        &options.secrets,
-        &options.properties,
-    )?;
-    c.set("client.id", &options.client_id)
-        .set("group.id", format!("{}-tail", options.client_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer<QuietContext> = c
-        .create_with_context(QuietContext::new(r.clone()))
-        .map_err(|e| SinkError::Config(r.redact(&e.to_string())))?;
+    let (consumer, r) = reader(options, "tail")?;
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)
         .map_err(|e| r.kafka(e))?;
