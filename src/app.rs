@@ -218,6 +218,7 @@ fn facts_children(
         locks,
         backoff,
         board: WaitBoard::new(metrics.clone(), readiness.clone()),
+        concurrency: f.concurrency,
     };
     let consumer = match config.intents.sink {
         SinkKind::Kafka => {

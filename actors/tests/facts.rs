@@ -18,6 +18,7 @@ use sre_actors::facts::entry::{IncidentEntry, Lifecycle, TargetRecord};
 use sre_actors::facts::handler::{
     Backoff, FactHandler, HandlerParts, IncidentLocks, Outcome, RawFact, WaitBoard,
 };
+use sre_actors::facts::lanes::{self, LaneEvent};
 use sre_actors::facts::ledger::{IncidentLedger, LedgerArgs, LedgerClient, LedgerMsg};
 use sre_actors::facts::metrics::FactsMetrics;
 use sre_actors::facts::store::{read_local, LedgerStore, LocalLedger};
@@ -295,6 +296,7 @@ async fn rig(targets: Vec<Arc<dyn FactAction>>) -> Rig {
             max: Duration::from_millis(20),
         },
         board: WaitBoard::new(metrics.clone(), readiness.clone()),
+        concurrency: 4,
     };
     Rig {
         dir,
@@ -338,7 +340,7 @@ impl Rig {
     }
 }
 
-fn no_wait(_: bool) {}
+fn no_wait(_: Option<&str>) {}
 
 #[tokio::test]
 async fn a_lifecycle_is_applied_to_every_target_in_order_and_recorded() {
@@ -433,7 +435,7 @@ async fn an_unavailable_target_waits_and_the_same_fact_is_applied_again_without_
     let h = rig.handler();
     let waits = Arc::new(Mutex::new(Vec::new()));
     let w = waits.clone();
-    let on_wait = move |on: bool| w.lock().unwrap().push(on);
+    let on_wait = move |why: Option<&str>| w.lock().unwrap().push(why.is_some());
     assert_eq!(
         h.handle(&fact("IncidentCreated", "inc-1", 1), &on_wait)
             .await,
@@ -442,37 +444,118 @@ async fn an_unavailable_target_waits_and_the_same_fact_is_applied_again_without_
     // Jira's comment is not repeated: its record had this revision after the first pass.
     assert_eq!(jira.calls().len(), 1);
     assert_eq!(pd.calls().len(), 3);
-    assert_eq!(*waits.lock().unwrap(), [true, false]);
+    // Each wait is reported (with why), then that it goes on.
+    assert_eq!(*waits.lock().unwrap(), [true, true, false]);
     assert_eq!(rig.metrics.waiting().get(), 0);
     assert!(rig.readiness.report(&observer()).degraded.is_empty());
     assert_eq!(rig.entry("inc-1").await.revision, 1);
 }
 
+/// Runs partition 3's lanes over the rig's handler: what to send records to, and the events.
+fn lanes_of(
+    rig: &Rig,
+    limit: usize,
+) -> (
+    mpsc::UnboundedSender<RawFact>,
+    mpsc::UnboundedReceiver<LaneEvent>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (etx, events) = mpsc::unbounded_channel();
+    let task = tokio::spawn(lanes::run(
+        3,
+        limit,
+        rx,
+        lanes::handler_fn(Arc::new(rig.handler())),
+        Some(rig.parts.board.clone()),
+        move |e| {
+            let _ = etx.send(e);
+        },
+    ));
+    (tx, events, task)
+}
+
+fn at(mut raw: RawFact, offset: i64) -> RawFact {
+    raw.partition = 3;
+    raw.offset = offset;
+    raw
+}
+
 #[tokio::test]
-async fn a_waiting_fact_shows_on_the_gauge_and_readiness() {
+async fn a_partition_whose_every_fact_waits_shows_on_the_gauge_and_readiness() {
     let (pd, _) = Recorder::new("pagerduty");
     pd.answer([Answer::Unavailable(Some(Duration::from_secs(3600)))]);
     let rig = rig(vec![pd.clone()]).await;
-    let h = Arc::new(rig.handler());
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let h2 = h.clone();
-    let task = tokio::spawn(async move {
-        let on_wait = move |on: bool| {
-            let _ = tx.send(on);
-        };
-        h2.handle(&fact("IncidentCreated", "inc-1", 1), &on_wait)
-            .await
-    });
-    assert_eq!(rx.recv().await, Some(true));
+    let (tx, mut events, task) = lanes_of(&rig, 4);
+    tx.send(at(fact("IncidentCreated", "inc-1", 1), 0)).unwrap();
+    assert_eq!(events.recv().await, Some(LaneEvent::Waiting(true)));
     assert_eq!(rig.metrics.waiting().get(), 1);
     let report = rig.readiness.report(&observer());
     let detail = serde_json::to_string(&report).unwrap();
-    assert!(detail.contains("pagerduty unavailable"), "{detail}");
+    assert!(
+        detail.contains("partition 3 waiting") && detail.contains("pagerduty unavailable"),
+        "{detail}"
+    );
     // Abandoning it (a revoked partition) clears the board.
     task.abort();
     let _ = task.await;
     assert_eq!(rig.metrics.waiting().get(), 0);
     assert_eq!(rig.entry("inc-1").await.revision, 0);
+}
+
+/// Order is per incident, not per partition: a throttled incident (PagerDuty asked for an
+/// hour) holds up its own later facts and the committable offset, and nothing else.
+#[tokio::test]
+async fn a_throttled_incident_holds_up_only_itself() {
+    let (pd, mut calls) = Recorder::new("pagerduty");
+    pd.answer([Answer::Unavailable(Some(Duration::from_secs(3600)))]);
+    let rig = rig(vec![pd.clone()]).await;
+    let (tx, mut events, task) = lanes_of(&rig, 8);
+    tx.send(at(fact("IncidentCreated", "slow", 1), 0)).unwrap();
+    // The first call is the throttled one: the rest start only after it.
+    calls.recv().await.unwrap();
+    tx.send(at(fact("IncidentAcknowledged", "slow", 2), 1))
+        .unwrap();
+    for (i, inc) in ["a", "b", "c"].iter().enumerate() {
+        tx.send(at(fact("IncidentCreated", inc, 1), 2 + i as i64))
+            .unwrap();
+    }
+    let (mut handled, mut waiting) = (0, false);
+    while handled < 3 {
+        match events.recv().await.unwrap() {
+            LaneEvent::Handled { count, next } => {
+                assert_eq!(next, 0, "nothing committable past the throttled fact");
+                handled += count;
+            }
+            LaneEvent::Waiting(on) => waiting = on,
+        }
+    }
+    for inc in ["a", "b", "c"] {
+        assert_eq!(rig.entry(inc).await.revision, 1, "{inc} applied meanwhile");
+    }
+    assert_eq!(rig.entry("slow").await.revision, 0);
+    let slow: Vec<_> = pd
+        .calls()
+        .into_iter()
+        .filter(|c| c.incident == "slow")
+        .collect();
+    assert_eq!(
+        slow.len(),
+        1,
+        "its acknowledgement waits behind it: {slow:?}"
+    );
+    // With only the throttled incident left in hand, the partition waits.
+    while let Ok(e) = events.try_recv() {
+        if let LaneEvent::Waiting(on) = e {
+            waiting = on;
+        }
+    }
+    if !waiting {
+        assert_eq!(events.recv().await, Some(LaneEvent::Waiting(true)));
+    }
+    assert_eq!(rig.metrics.waiting().get(), 1);
+    task.abort();
+    let _ = task.await;
 }
 
 #[tokio::test]

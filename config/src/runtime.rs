@@ -452,8 +452,13 @@ pub struct FactsConfig {
     /// How often the embedded source looks for new facts.
     #[serde(default = "default_poll_interval", with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// Facts of different incidents handled at once per partition; one incident's facts
+    /// always one at a time, in order. `1` handles a partition strictly in offset order.
+    #[serde(default = "default_facts_concurrency")]
+    pub concurrency: usize,
     /// First wait before a fact whose target is unavailable is applied again; doubled on
-    /// every attempt up to `max_backoff` (a provider's `Retry-After` is honoured when longer).
+    /// every attempt up to `max_backoff`. A wait the provider asked for (`Retry-After`, the
+    /// time until an open circuit allows a trial) is honoured exactly instead.
     #[serde(default = "default_min_backoff", with = "humantime_serde")]
     pub min_backoff: Duration,
     /// Longest wait between two attempts of the same fact.
@@ -477,6 +482,7 @@ impl Default for FactsConfig {
             ledger_compact_lines: default_ledger_compact_lines(),
             data_dir: default_facts_data_dir(),
             poll_interval: default_poll_interval(),
+            concurrency: default_facts_concurrency(),
             min_backoff: default_min_backoff(),
             max_backoff: default_max_backoff(),
             commit_interval: default_commit_interval(),
@@ -507,6 +513,9 @@ fn default_facts_data_dir() -> PathBuf {
 }
 fn default_poll_interval() -> Duration {
     Duration::from_millis(200)
+}
+fn default_facts_concurrency() -> usize {
+    32
 }
 fn default_min_backoff() -> Duration {
     Duration::from_secs(1)

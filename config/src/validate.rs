@@ -121,6 +121,11 @@ fn facts(c: &Config, e: &mut Collector) {
         });
     }
     e.check(
+        (1..=1024).contains(&f.concurrency),
+        &format!("{p}.concurrency"),
+        || "must be between 1 and 1024".into(),
+    );
+    e.check(
         f.max_backoff >= f.min_backoff,
         &format!("{p}.max_backoff"),
         || "must be at least facts.min_backoff".into(),

@@ -4,21 +4,22 @@
 //!   `intents.kafka` through [`client_config`] (`facts.brokers` overriding the brokers),
 //!   `enable.auto.commit=false`, `enable.auto.offset.store=false`: nothing is committed but
 //!   what this actor commits.
-//! - **Partitions concurrently, one fact at a time per partition.** The reading loop hands
+//! - **Partitions concurrently, incidents concurrently within one.** The reading loop hands
 //!   each record to its partition's worker task (created on the partition's first record,
-//!   after the ledger has read that partition's entries again); a worker handles its facts in
-//!   offset order with the [`FactHandler`], so one incident's facts (one key, one partition)
-//!   keep their order.
-//! - **Pausing.** A partition whose worker waits for an unavailable target is paused
-//!   (`consumer.pause`) and resumed when it goes on; librdkafka then fetches again after the
-//!   last record handed over, so nothing is skipped. Other partitions keep going.
+//!   after the ledger has read that partition's entries again); a worker handles up to
+//!   `facts.concurrency` facts at once with the [`FactHandler`], one at a time per key
+//!   ([`lanes`](super::lanes)), so one incident's facts (one key, one partition) keep their
+//!   order while a throttled incident holds up no other.
+//! - **Pausing.** A partition whose every fact in hand waits for an unavailable target is
+//!   paused (`consumer.pause`) and resumed when one goes on; librdkafka then fetches again
+//!   after the last record handed over, so nothing is skipped. Other partitions keep going.
 //! - **Bounded intake.** While a partition that is not waiting holds [`HIGH_WATER`] records
 //!   handed over but not handled, the loop takes no more records (librdkafka's own prefetch
 //!   limits bound what it holds meanwhile); a waiting partition is paused, so its backlog does
 //!   not grow.
-//! - **Commits.** Every `facts.commit_interval`, each partition's offset after its last
-//!   *handled* fact is committed; the worker handles in order, so that is contiguous. Never
-//!   anything beyond.
+//! - **Commits.** Every `facts.commit_interval`, each partition's offset after its longest
+//!   *handled* prefix is committed: a later fact handled early moves nothing past an earlier
+//!   one still in hand. Never anything beyond.
 //! - **Rebalance.** Before partitions are revoked, what is done for them is committed
 //!   (synchronously) and their workers are abandoned (the next owner replays the fact in hand;
 //!   provider keys and the ledger's revisions make that harmless). Assigned partitions get a
@@ -44,6 +45,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::dlq::DeadLetters;
 use super::handler::{FactHandler, HandlerParts, RawFact, WaitBoard};
+use super::lanes::{self, LaneEvent};
 use super::ledger::LedgerClient;
 use super::metrics::FactsMetrics;
 use super::OwnedTask;
@@ -94,7 +96,7 @@ struct Part {
     generation: u64,
     tx: mpsc::UnboundedSender<RawFact>,
     backlog: usize,
-    /// The offset after the last handled fact (what to commit).
+    /// The offset after the longest handled prefix (what to commit).
     done: Option<i64>,
     committed: Option<i64>,
     waiting: bool,
@@ -199,20 +201,11 @@ impl ConsumerContext for FactsContext {
     }
 }
 
-/// What a worker tells the loop.
-enum Event {
-    /// A fact was handled.
-    Done {
-        partition: i32,
-        generation: u64,
-        offset: i64,
-    },
-    /// The partition's fact started (`true`) or stopped (`false`) waiting.
-    Waiting {
-        partition: i32,
-        generation: u64,
-        on: bool,
-    },
+/// What a worker tells the loop: its partition's [`LaneEvent`].
+struct Event {
+    partition: i32,
+    generation: u64,
+    lane: LaneEvent,
 }
 
 type Client = StreamConsumer<FactsContext>;
@@ -433,33 +426,21 @@ async fn run(
 
 fn on_event(consumer: &Client, shared: &Shared, ev: Event) {
     let mut parts = shared.parts.lock().expect("partitions");
-    let (partition, generation) = match &ev {
-        Event::Done {
-            partition,
-            generation,
-            ..
-        }
-        | Event::Waiting {
-            partition,
-            generation,
-            ..
-        } => (*partition, *generation),
-    };
     let Some(part) = parts
-        .get_mut(&partition)
-        .filter(|p| p.generation == generation)
+        .get_mut(&ev.partition)
+        .filter(|p| p.generation == ev.generation)
     else {
         return; // a revoked partition's late word
     };
-    match ev {
-        Event::Done { offset, .. } => {
-            part.done = Some(offset + 1);
-            part.backlog = part.backlog.saturating_sub(1);
+    match ev.lane {
+        LaneEvent::Handled { count, next } => {
+            part.done = Some(next);
+            part.backlog = part.backlog.saturating_sub(count);
         }
-        Event::Waiting { on, .. } => part.waiting = on,
+        LaneEvent::Waiting(on) => part.waiting = on,
     }
     let waiting = part.waiting;
-    set_paused(consumer, &shared.topic, partition, part, waiting);
+    set_paused(consumer, &shared.topic, ev.partition, part, waiting);
 }
 
 fn set_paused(consumer: &Client, topic: &str, partition: i32, part: &mut Part, paused: bool) {
@@ -527,7 +508,7 @@ fn intake_full(shared: &Shared) -> bool {
 async fn worker(
     partition: i32,
     generation: u64,
-    mut rx: mpsc::UnboundedReceiver<RawFact>,
+    rx: mpsc::UnboundedReceiver<RawFact>,
     handler: Arc<FactHandler>,
     events: mpsc::UnboundedSender<Event>,
 ) {
@@ -536,7 +517,7 @@ async fn worker(
     let mut attempt = 0;
     while let Err(e) = parts.ledger.assign(vec![partition]).await {
         attempt += 1;
-        let wait = parts.backoff.wait(attempt, None);
+        let wait = parts.backoff.wait(attempt);
         tracing::warn!(partition, error = %e, wait_ms = wait.as_millis() as u64, "facts partition waits for the ledger");
         parts.board.set(partition, Some(e.to_string()));
         tokio::time::sleep(wait).await;
@@ -544,22 +525,23 @@ async fn worker(
     if attempt > 0 {
         parts.board.set(partition, None);
     }
-    while let Some(raw) = rx.recv().await {
-        let ev = events.clone();
-        let on_wait = move |on: bool| {
-            let _ = ev.send(Event::Waiting {
+    let limit = parts.concurrency;
+    let board = parts.board.clone();
+    lanes::run(
+        partition,
+        limit,
+        rx,
+        lanes::handler_fn(handler),
+        Some(board),
+        move |lane| {
+            let _ = events.send(Event {
                 partition,
                 generation,
-                on,
+                lane,
             });
-        };
-        handler.handle(&raw, &on_wait).await;
-        let _ = events.send(Event::Done {
-            partition,
-            generation,
-            offset: raw.offset,
-        });
-    }
+        },
+    )
+    .await;
 }
 
 async fn measure_lag(consumer: &Arc<Client>, shared: &Arc<Shared>) {

@@ -3,10 +3,12 @@
 //! It reads `<facts.data_dir>/<facts.topic>/`, a log in the embedded intent log's line format
 //! (one partition; `sre-integration facts append` writes it), with a
 //! [`Follower`](sre_sink::embedded::Follower), and hands each record to the
-//! [`FactHandler`] in order. The committed position (the next offset to handle) is kept in
+//! [`FactHandler`] through the [`lanes`](super::lanes) (up to `facts.concurrency` at once,
+//! one incident in order), at most [`HIGH_WATER`] in hand. The committed position (the
+//! offset after the longest handled prefix) is kept in
 //! `<facts.data_dir>/<facts.topic>.position`, written atomically (temporary file, fsync,
-//! rename, fsync of the directory) after each batch and at stop, and read again at start: a
-//! restart resumes after the last handled fact (a fact handled but not yet committed is
+//! rename, fsync of the directory) every `poll_interval` and at stop, and read again at start:
+//! a restart resumes after the longest handled prefix (a fact handled but not yet committed is
 //! replayed, which the ledger's revisions make harmless). Dead letters go to the local log
 //! `<facts.data_dir>/<dead_letter_topic>/`.
 //!
@@ -14,6 +16,7 @@
 //! abandoned (and handled again by the next start). The reading task is tied to the actor's
 //! state, so a killed actor leaves none behind.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,10 +25,12 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::{Deserialize, Serialize};
 use sre_sink::embedded::Follower;
 use sre_sink::stored::StoredRecord;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use super::consumer::HIGH_WATER;
 use super::dlq::DeadLetters;
 use super::handler::{FactHandler, HandlerParts, RawFact};
+use super::lanes::{self, LaneEvent};
 use super::OwnedTask;
 
 /// How long a graceful stop waits for the current fact and the last commit.
@@ -164,6 +169,10 @@ async fn commit(path: &Path, next: u64, committed: &mut u64) {
     }
 }
 
+/// Records read but not yet handed to the lanes, at most: the log is not read further
+/// meanwhile.
+const READ_AHEAD: usize = 4096;
+
 async fn run(
     args: EmbeddedArgs,
     handler: Arc<FactHandler>,
@@ -172,59 +181,92 @@ async fn run(
 ) {
     let metrics = args.parts.metrics.clone();
     let mut committed = next;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let lanes = OwnedTask::spawn(lanes::run(
+        0,
+        args.parts.concurrency,
+        rx,
+        lanes::handler_fn(handler),
+        Some(args.parts.board.clone()),
+        move |e| {
+            let _ = events_tx.send(e);
+        },
+    ));
+    // Read from the log, not yet handed over; the next offset to hand over; how many are in
+    // the lanes' hands; the offset after the last record seen.
+    let mut queued: VecDeque<RawFact> = VecDeque::new();
+    let mut sent = next;
+    let mut in_hand = 0usize;
+    let mut seen = next;
     let mut follower = Some(Follower::new(&args.dir));
-    'outer: loop {
-        let mut f = follower.take().expect("follower");
-        let polled = tokio::task::spawn_blocking(move || {
-            let r = f.poll();
-            (f, r)
-        })
-        .await;
-        let scan = match polled {
-            Ok((f, r)) => {
-                follower = Some(f);
-                r
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "facts log reader failed");
+    let mut tick = tokio::time::interval(args.poll_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        while in_hand < HIGH_WATER {
+            let Some(raw) = queued.pop_front() else {
                 break;
-            }
-        };
-        match scan {
-            Ok(scan) => {
-                if scan.skipped_lines > 0 {
-                    tracing::warn!(
-                        lines = scan.skipped_lines,
-                        "facts log: unreadable lines skipped"
-                    );
-                }
-                let last = scan.records.last().map(|r| r.offset);
-                let from = next;
-                for r in scan.records.iter().filter(|r| r.offset >= from) {
-                    if *stop.borrow() {
-                        break 'outer;
-                    }
-                    let raw = raw_fact(r);
-                    tokio::select! {
-                        _ = handler.handle(&raw, &|_| {}) => {}
-                        _ = stop.wait_for(|s| *s) => break 'outer,
-                    }
-                    next = r.offset + 1;
-                    if let Some(last) = last {
-                        metrics.lag(0, last as i64 + 1 - next as i64);
-                    }
-                }
-                commit(&args.position, next, &mut committed).await;
-            }
-            Err(e) => {
-                tracing::warn!(dir = %args.dir.display(), error = %e, "facts log unreadable; trying again")
-            }
+            };
+            sent = raw.offset as u64 + 1;
+            in_hand += 1;
+            let _ = tx.send(raw);
         }
         tokio::select! {
-            _ = tokio::time::sleep(args.poll_interval) => {}
-            _ = stop.wait_for(|s| *s) => break,
+            biased;
+            // (Its `Ref` must not live on in the branches that await.)
+            () = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            Some(e) = events.recv() => {
+                if let LaneEvent::Handled { count, next: n } = e {
+                    in_hand = in_hand.saturating_sub(count);
+                    next = n as u64;
+                    metrics.lag(0, seen as i64 - next as i64);
+                }
+            }
+            _ = tick.tick() => {
+                commit(&args.position, next, &mut committed).await;
+                if queued.len() >= READ_AHEAD {
+                    continue;
+                }
+                let mut f = follower.take().expect("follower");
+                let polled = tokio::task::spawn_blocking(move || {
+                    let r = f.poll();
+                    (f, r)
+                })
+                .await;
+                let scan = match polled {
+                    Ok((f, r)) => {
+                        follower = Some(f);
+                        r
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "facts log reader failed");
+                        break;
+                    }
+                };
+                match scan {
+                    Ok(scan) => {
+                        if scan.skipped_lines > 0 {
+                            tracing::warn!(
+                                lines = scan.skipped_lines,
+                                "facts log: unreadable lines skipped"
+                            );
+                        }
+                        let from = sent.max(queued.back().map_or(0, |r| r.offset as u64 + 1));
+                        for r in scan.records.iter().filter(|r| r.offset >= from) {
+                            queued.push_back(raw_fact(r));
+                            seen = seen.max(r.offset + 1);
+                        }
+                        metrics.lag(0, seen as i64 - next as i64);
+                    }
+                    Err(e) => {
+                        tracing::warn!(dir = %args.dir.display(), error = %e, "facts log unreadable; trying again")
+                    }
+                }
+            }
         }
     }
+    // Abandon the facts in hand (the next start handles them again), commit what is done.
+    drop(lanes);
     commit(&args.position, next, &mut committed).await;
     tracing::info!(next_offset = next, "embedded facts source stopped");
 }

@@ -3,10 +3,12 @@
 //! [`FactHandler::handle`] takes one record and returns only once it is *handled*: every
 //! target applied and recorded in the ledger, or the fact dead-lettered, or skipped (another
 //! type, a replay). Meanwhile an unavailable target (or ledger, or dead-letter destination)
-//! makes it wait and try the same fact again — exponential backoff from `min_backoff` to
-//! `max_backoff`, a provider's `retry_after` honoured when longer — with the partition
-//! reported waiting ([`WaitBoard`]: the `sre_facts_partitions_waiting` gauge and a degraded
-//! `/readyz` detail) so its source pauses it. Only then may the source commit past it.
+//! makes it wait and try the same fact again: exactly the wait a provider asked for
+//! (`retry_after`: a throttle's `Retry-After`, the time until an open circuit lets a trial
+//! through), otherwise exponential backoff from `min_backoff` to `max_backoff`. Each wait is
+//! reported to the caller (`on_wait`), which decides what the partition does
+//! ([`lanes`](super::lanes): a partition whose every fact in hand waits is paused and shown on
+//! the [`WaitBoard`]). Only once handled may the source commit past it.
 //!
 //! One incident is handled by one task at a time ([`IncidentLocks`]): a fact and a deferred
 //! wake-up of the same incident never interleave.
@@ -28,6 +30,8 @@ use crate::sli::scheduler::Clock;
 pub const WAITING_CONDITION: &str = "facts";
 /// The longest `retry_after` honoured as given.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// The shortest wait, whatever a provider says (a `Retry-After: 0` never spins).
+const MIN_RETRY_AFTER: Duration = Duration::from_millis(10);
 
 /// One record as read from the source.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,20 +83,29 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// The wait before attempt `n + 1` (n ≥ 1), at least `retry_after`.
-    pub fn wait(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self
-            .min
+    /// The exponential wait after the `n`-th (n ≥ 1) attempt that came back without a wait
+    /// of its own.
+    pub fn wait(&self, attempt: u32) -> Duration {
+        self.min
             .saturating_mul(
                 1u32.checked_shl(attempt.saturating_sub(1).min(20))
                     .unwrap_or(u32::MAX),
             )
-            .min(self.max);
-        retry_after.map_or(exp, |r| exp.max(r.min(MAX_RETRY_AFTER)))
+            .min(self.max)
+    }
+
+    /// The wait a provider asked for, as given (between 10 ms and an hour); `None` for no
+    /// usable answer (absent or zero: a half-open circuit whose trial is under way), when
+    /// [`wait`](Self::wait) applies.
+    pub fn asked(retry_after: Option<Duration>) -> Option<Duration> {
+        retry_after
+            .filter(|r| !r.is_zero())
+            .map(|r| r.clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER))
     }
 }
 
-/// Which partitions wait, and why: the gauge and the readiness detail. Cheap to clone.
+/// Which partitions wait (every fact in hand waits for an unavailable target, or the ledger
+/// is not reachable), and why: the gauge and the readiness detail. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct WaitBoard {
     waiting: Arc<Mutex<BTreeMap<i32, String>>>,
@@ -183,6 +196,8 @@ pub struct HandlerParts {
     pub backoff: Backoff,
     /// Waiting partitions.
     pub board: WaitBoard,
+    /// Facts of different incidents handled at once per partition (`facts.concurrency`).
+    pub concurrency: usize,
 }
 
 /// The algorithm, with the source's dead-letter destination.
@@ -190,6 +205,10 @@ pub struct FactHandler {
     parts: HandlerParts,
     dlq: DeadLetters,
 }
+
+/// What a waiting fact tells its caller: `Some(why)` each time it waits, `None` when it goes
+/// on.
+pub type OnWait<'a> = dyn Fn(Option<&str>) + Send + Sync + 'a;
 
 /// What one attempt ended with.
 enum Step {
@@ -209,9 +228,9 @@ impl FactHandler {
         &self.parts
     }
 
-    /// Handles `raw` (see the module docs); `on_wait(true)` when it starts waiting,
-    /// `on_wait(false)` when it goes on.
-    pub async fn handle(&self, raw: &RawFact, on_wait: &(dyn Fn(bool) + Send + Sync)) -> Outcome {
+    /// Handles `raw` (see the module docs); `on_wait(Some(why))` each time it waits,
+    /// `on_wait(None)` when it goes on after waiting.
+    pub async fn handle(&self, raw: &RawFact, on_wait: &OnWait<'_>) -> Outcome {
         let headers: Vec<(&str, &str)> = raw
             .headers
             .iter()
@@ -341,53 +360,49 @@ impl FactHandler {
     }
 }
 
-/// The waiting of one fact: backoff, the board and the source's callback.
+/// The waiting of one fact: the wait asked for or backoff, and the caller's callback.
 struct Waiter<'a> {
     handler: &'a FactHandler,
     partition: i32,
-    on_wait: &'a (dyn Fn(bool) + Send + Sync),
-    attempts: u32,
+    on_wait: &'a OnWait<'a>,
+    /// Waits so far.
+    waits: u32,
+    /// Waits that used the exponential backoff (a provider's own wait does not grow it).
+    backoffs: u32,
 }
 
 impl<'a> Waiter<'a> {
-    fn new(
-        handler: &'a FactHandler,
-        partition: i32,
-        on_wait: &'a (dyn Fn(bool) + Send + Sync),
-    ) -> Self {
+    fn new(handler: &'a FactHandler, partition: i32, on_wait: &'a OnWait<'a>) -> Self {
         Waiter {
             handler,
             partition,
             on_wait,
-            attempts: 0,
+            waits: 0,
+            backoffs: 0,
         }
     }
 
     async fn wait(&mut self, why: String, retry_after: Option<Duration>) {
-        self.attempts += 1;
-        let wait = self.handler.parts.backoff.wait(self.attempts, retry_after);
-        if self.attempts == 1 {
-            (self.on_wait)(true);
+        self.waits += 1;
+        let wait = Backoff::asked(retry_after).unwrap_or_else(|| {
+            self.backoffs += 1;
+            self.handler.parts.backoff.wait(self.backoffs)
+        });
+        (self.on_wait)(Some(&why));
+        // The first wait and then ever more rarely: a long outage does not flood the log.
+        if self.waits.is_power_of_two() {
+            tracing::warn!(partition = self.partition, attempt = self.waits, wait_ms = wait.as_millis() as u64, reason = %why, "fact waits for an unavailable target");
+        } else {
+            tracing::debug!(partition = self.partition, attempt = self.waits, wait_ms = wait.as_millis() as u64, reason = %why, "fact waits for an unavailable target");
         }
-        tracing::warn!(partition = self.partition, attempt = self.attempts, wait_ms = wait.as_millis() as u64, reason = %why, "fact waits for an unavailable target; partition paused");
-        self.handler.parts.board.set(self.partition, Some(why));
         tokio::time::sleep(wait).await;
     }
 
     fn done(&mut self) {
-        if self.attempts > 0 {
-            self.handler.parts.board.set(self.partition, None);
-            (self.on_wait)(false);
-            self.attempts = 0;
-        }
-    }
-}
-
-impl Drop for Waiter<'_> {
-    fn drop(&mut self) {
-        // An abandoned fact (revoked partition, stop) no longer holds its partition waiting.
-        if self.attempts > 0 {
-            self.handler.parts.board.set(self.partition, None);
+        if self.waits > 0 {
+            (self.on_wait)(None);
+            self.waits = 0;
+            self.backoffs = 0;
         }
     }
 }
@@ -397,22 +412,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_the_cap_and_honours_retry_after() {
+    fn backoff_doubles_up_to_the_cap_and_a_provider_wait_is_honoured_exactly() {
         let b = Backoff {
             min: Duration::from_secs(1),
             max: Duration::from_secs(60),
         };
-        assert_eq!(b.wait(1, None), Duration::from_secs(1));
-        assert_eq!(b.wait(2, None), Duration::from_secs(2));
-        assert_eq!(b.wait(4, None), Duration::from_secs(8));
-        assert_eq!(b.wait(30, None), Duration::from_secs(60));
+        assert_eq!(b.wait(1), Duration::from_secs(1));
+        assert_eq!(b.wait(2), Duration::from_secs(2));
+        assert_eq!(b.wait(4), Duration::from_secs(8));
+        assert_eq!(b.wait(30), Duration::from_secs(60));
+        // PagerDuty's one second is one second, however long the fact has waited.
         assert_eq!(
-            b.wait(1, Some(Duration::from_secs(30))),
-            Duration::from_secs(30)
+            Backoff::asked(Some(Duration::from_secs(1))),
+            Some(Duration::from_secs(1))
         );
         assert_eq!(
-            b.wait(10, Some(Duration::from_secs(5))),
-            Duration::from_secs(60)
+            Backoff::asked(Some(Duration::from_secs(30))),
+            Some(Duration::from_secs(30))
         );
+        assert_eq!(
+            Backoff::asked(Some(Duration::from_secs(86400))),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(
+            Backoff::asked(Some(Duration::from_millis(1))),
+            Some(MIN_RETRY_AFTER)
+        );
+        // Zero (a half-open circuit's trial under way) or nothing: the backoff applies.
+        assert_eq!(Backoff::asked(Some(Duration::ZERO)), None);
+        assert_eq!(Backoff::asked(None), None);
     }
 }

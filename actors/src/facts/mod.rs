@@ -16,7 +16,8 @@
 //!   dead-lettering.
 //! - [`entry`]: [`IncidentEntry`](entry::IncidentEntry), one incident's ledger entry, and the
 //!   per-target [`TargetRecord`](entry::TargetRecord).
-//! - [`handler`]: the per-fact algorithm both sources share.
+//! - [`handler`]: the per-fact algorithm both sources share; [`lanes`]: one partition's facts
+//!   in flight (different incidents at once, one incident in order), also shared.
 //! - [`ledger`] (actor) over a [`store`]; [`waker`] (actor); [`consumer`] (actor, Kafka) and
 //!   [`embedded`] (actor, local log); [`dlq`], where dead letters go; [`metrics`].
 
@@ -31,6 +32,7 @@ pub mod dlq;
 pub mod embedded;
 pub mod entry;
 pub mod handler;
+pub mod lanes;
 pub mod ledger;
 pub mod metrics;
 pub mod store;

@@ -138,7 +138,7 @@ async fn on_wake(myself: &ActorRef<WakerMsg>, state: &mut WakerState) {
 
 fn retry_later(myself: &ActorRef<WakerMsg>, state: &mut WakerState) {
     state.failures += 1;
-    let wait = state.args.backoff.wait(state.failures, None);
+    let wait = state.args.backoff.wait(state.failures);
     state.timer.set(myself, wait, || WakerMsg::Wake);
 }
 
