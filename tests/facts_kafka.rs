@@ -389,6 +389,7 @@ fn facts_against_a_real_broker() {
         poison_goes_to_the_dead_letter_topic_and_the_consumer_continues(&brokers).await;
         two_consumers_and_a_rebalance_apply_each_fact_once(&brokers).await;
         pagerduty_end_to_end(&brokers).await;
+        a_long_pagerduty_outage_loses_nothing_and_holds_up_only_its_partition(&brokers).await;
         tickets_end_to_end(&brokers).await;
     });
 }
@@ -678,6 +679,164 @@ async fn pagerduty_end_to_end(brokers: &str) {
     drop(second);
 }
 
+/// A PagerDuty outage through the real broker, in process with the real paging targets.
+/// Partition 0 carries `checkout` incidents (PagerDuty, the default), partition 1 `payments`
+/// incidents (routed to OpsGenie). PagerDuty answers 503 until the circuit has gone open →
+/// half-open → open again 20 times — what a 10-minute outage is at the default 30 s
+/// `open_duration`; librdkafka runs on the wall clock, so the circuit's timers are scaled
+/// down instead of time being paused. Meanwhile partition 1 is paged and committed to its end,
+/// also for facts produced mid-outage; partition 0 waits (paused, on the board) with nothing
+/// committed. After recovery every PagerDuty incident gets trigger, acknowledge, resolve —
+/// in that order, once each — partition 0 is committed to its end, nothing is dead-lettered.
+async fn a_long_pagerduty_outage_loses_nothing_and_holds_up_only_its_partition(brokers: &str) {
+    let t = Topics::new("outage");
+    create_topics(brokers, &[(&t.facts, 2), (&t.ledger, 2), (&t.dlq, 1)]).await;
+    let pd = sre_test_support::pagerduty::FakePagerDuty::start().await;
+    let og = sre_test_support::opsgenie::FakeOpsGenie::start("genie-key-1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    for (name, value) in [("pd/routing_key", PD_KEY), ("og/api_key", "genie-key-1")] {
+        let path = secrets.join("platform").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, value).unwrap();
+    }
+    let mut c = config(dir.path(), brokers, &t);
+    c.secrets.dir = secrets;
+    c.paging_integration = Some(
+        serde_norway::from_str(&format!(
+            "enabled: true\ndefault_provider: pagerduty\n\
+             pagerduty:\n  routing_key_ref: platform/pd\n  events_url: {}\n\
+             opsgenie:\n  api_key_ref: platform/og\n  api_url: {}\n\
+             routes:\n  - service: payments\n    provider: opsgenie\n",
+            pd.url(),
+            og.url()
+        ))
+        .unwrap(),
+    );
+    c.supervision.circuit.minimum_calls = 2;
+    c.supervision.circuit.open_duration = Duration::from_millis(200);
+    c.supervision.retry.max_attempts = 2;
+    c.supervision.retry.backoff_min = Duration::from_millis(10);
+    c.supervision.retry.backoff_max = Duration::from_millis(20);
+    pd.fail_with(sre_test_support::upstream::Reply::status(503));
+    let app = AppHandle::start(c).await.unwrap();
+    let p = producer(brokers);
+    let created = |service: &str| {
+        serde_json::json!({"title": format!("{service} is failing"), "severity": "critical",
+            "service": service, "environment": "prod"})
+    };
+    let lifecycle = [
+        ("IncidentCreated", 1),
+        ("IncidentAcknowledged", 2),
+        ("IncidentResolved", 3),
+    ];
+    for (partition, service, incidents) in [
+        (0, "checkout", ["pd-1", "pd-2", "pd-3"]),
+        (1, "payments", ["og-1", "og-2", "og-3"]),
+    ] {
+        for (ty, rev) in lifecycle {
+            for inc in incidents {
+                let value = if rev == 1 {
+                    created(service)
+                } else {
+                    serde_json::json!({})
+                };
+                produce_value_to(&p, &t.facts, partition, ty, inc, rev, value).await;
+            }
+        }
+    }
+    // The outage: PagerDuty's circuit opens, and is tried and opened again, 20 times over.
+    let circuit = || app.providers().board().get("pagerduty");
+    for _ in 0..600 {
+        if circuit().is_some_and(|s| s.transitions >= 41) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let snapshot = circuit().expect("pagerduty's circuit");
+    assert!(snapshot.transitions >= 41, "{snapshot:?}");
+    assert_eq!(pd.events_received(), 0, "nothing got through the outage");
+    // Meanwhile OpsGenie's partition is paged and committed, also for a fact produced now.
+    produce_value_to(
+        &p,
+        &t.facts,
+        1,
+        "IncidentCreated",
+        "og-4",
+        1,
+        created("payments"),
+    )
+    .await;
+    produce_value_to(
+        &p,
+        &t.facts,
+        0,
+        "IncidentCreated",
+        "pd-4",
+        1,
+        created("checkout"),
+    )
+    .await;
+    let offsets = until_committed(brokers, &t, 2, |o| o.get(&1) == Some(&10)).await;
+    assert_eq!(
+        offsets.get(&0),
+        None,
+        "nothing committed past the waiting facts: {offsets:?}"
+    );
+    let og_actions = og.actions();
+    for inc in ["og-1", "og-2", "og-3"] {
+        let mine: Vec<&str> = og_actions
+            .iter()
+            .filter(|(_, alias)| alias == inc)
+            .map(|(action, _)| action.as_str())
+            .collect();
+        assert_eq!(
+            mine,
+            ["create", "acknowledge", "close"],
+            "{inc}: {og_actions:?}"
+        );
+    }
+    assert!(og_actions
+        .iter()
+        .any(|(a, alias)| a == "create" && alias == "og-4"));
+    assert_eq!(app.facts_metrics().waiting().get(), 1);
+    let readiness = app.readiness().report(app.observer());
+    assert!(
+        readiness
+            .degraded
+            .iter()
+            .any(|d| d.contains("partition 0 waiting")),
+        "{:?}",
+        readiness.degraded
+    );
+    // PagerDuty is back: everything goes out, in order per incident, once.
+    pd.clear();
+    until_committed(brokers, &t, 2, |o| o.get(&0) == Some(&10)).await;
+    let actions = pd.actions();
+    for inc in ["pd-1", "pd-2", "pd-3"] {
+        let mine: Vec<&str> = actions
+            .iter()
+            .filter(|(_, key, _)| key == inc)
+            .map(|(action, _, _)| action.as_str())
+            .collect();
+        assert_eq!(
+            mine,
+            ["trigger", "acknowledge", "resolve"],
+            "{inc}: {actions:?}"
+        );
+    }
+    let pd4: Vec<_> = actions.iter().filter(|(_, key, _)| key == "pd-4").collect();
+    assert_eq!(pd4.len(), 1, "{actions:?}");
+    assert_eq!(pd.events_received(), 10);
+    assert_eq!(app.facts_metrics().waiting().get(), 0);
+    let (b, dlq) = (brokers.to_owned(), t.dlq.clone());
+    let dead = tokio::task::spawn_blocking(move || read_topic(&b, &dlq))
+        .await
+        .unwrap();
+    assert!(dead.is_empty(), "nothing dead-lettered: {dead:?}");
+    app.shutdown().await;
+}
+
 /// Polls (bounded) `/metrics` until it has `line`.
 async fn until_metric(url: &str, line: &str) {
     let mut last = String::new();
@@ -698,13 +857,26 @@ async fn produce_value(
     ty: &str,
     incident: &str,
     revision: u64,
+    value: serde_json::Value,
+) {
+    produce_value_to(p, topic, 0, ty, incident, revision, value).await;
+}
+
+/// [`produce_value`] to `partition`.
+async fn produce_value_to(
+    p: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    ty: &str,
+    incident: &str,
+    revision: u64,
     mut value: serde_json::Value,
 ) {
     value["incidentId"] = incident.into();
     value["occurredAt"] = "2026-12-07T09:00:00Z".into();
     value["revision"] = revision.into();
     let body = serde_json::to_vec(&value).unwrap();
-    produce(p, topic, 0, ty, incident, revision, Some(&body)).await;
+    produce(p, topic, partition, ty, incident, revision, Some(&body)).await;
 }
 
 /// Issue 11 through the real broker, in process with the real ticket targets: Jira by default,
