@@ -6,6 +6,12 @@
 //! librdkafka runs on the wall clock, so these scenarios use real time and wait on what the
 //! targets record (channels) and on committed offsets (bounded polling: a commit has no
 //! notification), never on sleeps.
+//!
+//! tansu 0.6 answers a fetch that starts inside a record batch with the batches *after* it
+//! (its storage keeps batches by base offset and takes those at or past the offset asked
+//! for), where Kafka returns the batch holding the offset. A partition paused and resumed
+//! mid-batch would skip records on tansu, so scenarios that pause produce one record per
+//! batch (each send awaited).
 
 mod common;
 
@@ -25,7 +31,7 @@ use sre_actors::facts::entry::{IncidentEntry, TargetRecord};
 use sre_config::{Config, SinkKind};
 use sre_integration::app::AppHandle;
 use sre_intents::facts::Fact;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// A target that records (incident, revision, type) and can be held unavailable for one
 /// incident.
@@ -33,6 +39,8 @@ struct Recorder {
     name: &'static str,
     calls: Mutex<Vec<(String, u64, String)>>,
     unavailable_for: Mutex<Option<String>>,
+    /// While `false`, incidents named `slow-…` are held (slow, not unavailable).
+    open: watch::Sender<bool>,
     tx: mpsc::UnboundedSender<(String, u64)>,
 }
 
@@ -44,6 +52,7 @@ impl Recorder {
                 name,
                 calls: Mutex::default(),
                 unavailable_for: Mutex::default(),
+                open: watch::Sender::new(true),
                 tx,
             }),
             rx,
@@ -67,6 +76,10 @@ impl FactAction for Recorder {
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Option<TargetRecord>, ActionError>> {
         Box::pin(async move {
+            if fact.incident_id.starts_with("slow-") {
+                let mut open = self.open.subscribe();
+                let _ = open.wait_for(|o| *o).await;
+            }
             if self.unavailable_for.lock().unwrap().as_deref() == Some(fact.incident_id.as_str()) {
                 let _ = self
                     .tx
@@ -387,6 +400,7 @@ fn facts_against_a_real_broker() {
         missing_ledger_topic_is_reported(&brokers).await;
         in_order_committed_after_applied_and_a_waiting_partition_resumes(&brokers).await;
         poison_goes_to_the_dead_letter_topic_and_the_consumer_continues(&brokers).await;
+        a_slow_partition_pauses_itself_and_never_stops_the_others(&brokers).await;
         two_consumers_and_a_rebalance_apply_each_fact_once(&brokers).await;
         pagerduty_end_to_end(&brokers).await;
         a_long_pagerduty_outage_loses_nothing_and_holds_up_only_its_partition(&brokers).await;
@@ -487,6 +501,75 @@ async fn in_order_committed_after_applied_and_a_waiting_partition_resumes(broker
             "{inc} applied in order, once each: {applied:?}"
         );
     }
+    app.shutdown().await;
+}
+
+/// A partition whose target is slow (not unavailable) fills its backlog and is paused by
+/// itself: the other partition's facts, produced while it is paused, are still taken and
+/// applied. Released, the slow partition resumes and is applied once each and committed.
+async fn a_slow_partition_pauses_itself_and_never_stops_the_others(brokers: &str) {
+    let t = Topics::new("backlog");
+    create_topics(brokers, &[(&t.facts, 2), (&t.ledger, 2), (&t.dlq, 1)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (target, mut calls) = Recorder::new("pagerduty");
+    target.open.send_replace(false);
+    let app = start(&config(dir.path(), brokers, &t), vec![target.clone()]).await;
+    let p = producer(brokers);
+    // One record at a time, so each is its own batch: tansu answers a fetch that starts inside
+    // a batch with the batches after it, which a resumed partition would otherwise meet.
+    let slow = sre_actors::facts::consumer::HIGH_WATER + 44;
+    for i in 0..slow {
+        produce(
+            &p,
+            &t.facts,
+            0,
+            "IncidentCreated",
+            &format!("slow-{i}"),
+            1,
+            None,
+        )
+        .await;
+    }
+    let paused = || app.facts_metrics().paused().get();
+    for _ in 0..300 {
+        if paused() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(paused(), 1, "the slow partition paused itself");
+    assert_eq!(
+        app.facts_metrics().waiting().get(),
+        0,
+        "slow is not waiting"
+    );
+    for i in 0..5 {
+        produce(
+            &p,
+            &t.facts,
+            1,
+            "IncidentCreated",
+            &format!("fast-{i}"),
+            1,
+            None,
+        )
+        .await;
+    }
+    let mut fast = HashSet::new();
+    while fast.len() < 5 {
+        let (inc, _) = recv(&mut calls).await;
+        assert!(inc.starts_with("fast-"), "{inc} was held");
+        fast.insert(inc);
+    }
+    let offsets = until_committed(brokers, &t, 2, |o| o.get(&1) == Some(&5)).await;
+    assert_eq!(offsets.get(&0), None, "{offsets:?}");
+    target.open.send_replace(true);
+    until_committed(brokers, &t, 2, |o| o.get(&0) == Some(&(slow as i64))).await;
+    assert_eq!(paused(), 0);
+    let applied = target.applied();
+    let unique: HashSet<_> = applied.iter().map(|(i, _, _)| i.clone()).collect();
+    assert_eq!(applied.len(), slow + 5, "each once");
+    assert_eq!(unique.len(), slow + 5);
     app.shutdown().await;
 }
 

@@ -13,10 +13,10 @@
 //! - **Pausing.** A partition whose every fact in hand waits for an unavailable target is
 //!   paused (`consumer.pause`) and resumed when one goes on; librdkafka then fetches again
 //!   after the last record handed over, so nothing is skipped. Other partitions keep going.
-//! - **Bounded intake.** While a partition that is not waiting holds [`HIGH_WATER`] records
-//!   handed over but not handled, the loop takes no more records (librdkafka's own prefetch
-//!   limits bound what it holds meanwhile); a waiting partition is paused, so its backlog does
-//!   not grow.
+//! - **Bounded intake, per partition.** A partition holding [`HIGH_WATER`] records handed over
+//!   but not handled is paused too, and resumed once it is down to half of that (and not
+//!   waiting): a slow partition stops its own fetching, never the other partitions' (what
+//!   librdkafka holds meanwhile is bounded by its own prefetch limits).
 //! - **Commits.** Every `facts.commit_interval`, each partition's offset after its longest
 //!   *handled* prefix is committed: a later fact handled early moves nothing past an earlier
 //!   one still in hand. Never anything beyond.
@@ -50,8 +50,7 @@ use super::ledger::LedgerClient;
 use super::metrics::FactsMetrics;
 use super::OwnedTask;
 
-/// The loop takes no more records while a partition that is not waiting holds this many
-/// records handed over but not handled.
+/// A partition holding this many records handed over but not handled is paused.
 pub const HIGH_WATER: usize = 256;
 /// How long a graceful stop waits.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -140,23 +139,35 @@ impl ConsumerContext for FactsContext {
             .iter()
             .map(|e| e.partition())
             .collect();
-        let commit = {
+        let (commit, paused) = {
             let mut parts = s.parts.lock().expect("partitions");
             let mut commit = TopicPartitionList::new();
+            let mut paused = TopicPartitionList::new();
             for p in &revoked {
                 if let Some(part) = parts.remove(p) {
                     if let Some(done) = part.done.filter(|d| part.committed != Some(*d)) {
                         let _ = commit.add_partition_offset(&s.topic, *p, Offset::Offset(done));
                     }
-                    // Dropping the part aborts its worker: the fact in hand is abandoned.
+                    if part.paused {
+                        paused.add_partition(&s.topic, *p);
+                    }
+                    // Dropping the part aborts its worker: the facts in hand are abandoned.
                     if part.waiting {
                         s.board.set(*p, None);
                     }
                 }
                 s.metrics.forget_lag(*p);
             }
-            commit
+            count_paused(s, &parts);
+            (commit, paused)
         };
+        // librdkafka keeps a partition's pause across a revoke: one assigned again later
+        // must not come back paused with nobody to resume it.
+        if paused.count() > 0 {
+            if let Err(e) = consumer.resume(&paused) {
+                tracing::warn!(error = %e, "facts: resuming revoked partitions failed");
+            }
+        }
         if commit.count() > 0 {
             match consumer.commit(&commit, CommitMode::Sync) {
                 Ok(()) => {
@@ -363,14 +374,13 @@ async fn run(
     let mut generation = 0u64;
     let topic = shared.topic.clone();
     loop {
-        let full = intake_full(&shared);
         let next = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => Next::Stop,
             Some(ev) = events.recv() => Next::Event(ev),
             _ = commit_tick.tick() => Next::Commit,
             _ = lag_tick.tick() => Next::Lag,
-            m = consumer.recv(), if !full => match m {
+            m = consumer.recv() => match m {
                 Ok(m) => Next::Record(raw_of(&m)),
                 Err(e) => Next::Error(redactor.redact(&e.to_string())),
             },
@@ -389,7 +399,7 @@ async fn run(
             Next::Lag => measure_lag(&consumer, &shared).await,
             Next::Record(raw) => {
                 generation += 1;
-                dispatch(&shared, &handler, &events_tx, raw, generation);
+                dispatch(&consumer, &shared, &handler, &events_tx, raw, generation);
             }
             Next::Error(e) => {
                 tracing::warn!(error = %e, "facts consumer error");
@@ -405,6 +415,7 @@ async fn run(
     // Stop: abandon the facts in hand, commit what is done, leave the group.
     let tpl = due_commits(&shared);
     let parts: Vec<(i32, Part)> = shared.parts.lock().expect("partitions").drain().collect();
+    shared.metrics.paused().set(0);
     for (p, part) in &parts {
         if part.waiting {
             shared.board.set(*p, None);
@@ -439,8 +450,21 @@ fn on_event(consumer: &Client, shared: &Shared, ev: Event) {
         }
         LaneEvent::Waiting(on) => part.waiting = on,
     }
-    let waiting = part.waiting;
-    set_paused(consumer, &shared.topic, ev.partition, part, waiting);
+    let pause = wants_pause(part);
+    set_paused(consumer, &shared.topic, ev.partition, part, pause);
+    count_paused(shared, &parts);
+}
+
+/// Sets `sre_facts_partitions_paused`.
+fn count_paused(shared: &Shared, parts: &HashMap<i32, Part>) {
+    let n = parts.values().filter(|p| p.paused).count();
+    shared.metrics.paused().set(n as i64);
+}
+
+/// Whether a partition should be paused: every fact in hand waits, or it holds
+/// [`HIGH_WATER`] records not yet handled (a paused one until it is down to half of that).
+fn wants_pause(part: &Part) -> bool {
+    part.waiting || part.backlog >= HIGH_WATER || (part.paused && part.backlog > HIGH_WATER / 2)
 }
 
 fn set_paused(consumer: &Client, topic: &str, partition: i32, part: &mut Part, paused: bool) {
@@ -463,6 +487,7 @@ fn set_paused(consumer: &Client, topic: &str, partition: i32, part: &mut Part, p
 }
 
 fn dispatch(
+    consumer: &Client,
     shared: &Arc<Shared>,
     handler: &Arc<FactHandler>,
     events: &mpsc::UnboundedSender<Event>,
@@ -493,16 +518,9 @@ fn dispatch(
     });
     part.backlog += 1;
     let _ = part.tx.send(raw);
-}
-
-/// Whether a partition that is not waiting holds [`HIGH_WATER`] records not yet handled.
-fn intake_full(shared: &Shared) -> bool {
-    shared
-        .parts
-        .lock()
-        .expect("partitions")
-        .values()
-        .any(|p| !p.waiting && p.backlog >= HIGH_WATER)
+    let pause = wants_pause(part);
+    set_paused(consumer, &shared.topic, partition, part, pause);
+    count_paused(shared, &parts);
 }
 
 async fn worker(
