@@ -13,10 +13,13 @@
 //! - **Pausing.** A partition whose every fact in hand waits for an unavailable target is
 //!   paused (`consumer.pause`) and resumed when one goes on; librdkafka then fetches again
 //!   after the last record handed over, so nothing is skipped. Other partitions keep going.
-//! - **Bounded intake, per partition.** A partition holding [`HIGH_WATER`] records handed over
-//!   but not handled is paused too, and resumed once it is down to half of that (and not
-//!   waiting): a slow partition stops its own fetching, never the other partitions' (what
-//!   librdkafka holds meanwhile is bounded by its own prefetch limits).
+//! - **Bounded intake.** The loop takes no more records while the partitions that are not
+//!   waiting hold [`HIGH_WATER`] records each on average, handed over but not handled
+//!   (librdkafka's own prefetch limits bound what it holds meanwhile); a waiting partition is
+//!   paused, so its backlog does not grow. A slow partition may run ahead of that average
+//!   while others have room, so it does not stop their intake until the whole budget is used.
+//!   (Not by pausing it: a partition paused and resumed inside a record batch is fetched again
+//!   from the middle of that batch, which tansu answers with the batches after it.)
 //! - **Commits.** Every `facts.commit_interval`, each partition's offset after its longest
 //!   *handled* prefix is committed: a later fact handled early moves nothing past an earlier
 //!   one still in hand. Never anything beyond.
@@ -50,7 +53,8 @@ use super::ledger::LedgerClient;
 use super::metrics::FactsMetrics;
 use super::OwnedTask;
 
-/// A partition holding this many records handed over but not handled is paused.
+/// Records handed over but not handled, per partition that is not waiting, on average: the
+/// loop takes no more beyond that.
 pub const HIGH_WATER: usize = 256;
 /// How long a graceful stop waits.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -107,6 +111,8 @@ struct Part {
 struct Shared {
     topic: String,
     parts: Mutex<HashMap<i32, Part>>,
+    /// The partitions assigned now (some may have no record yet).
+    assigned: Mutex<std::collections::BTreeSet<i32>>,
     ledger: LedgerClient,
     metrics: FactsMetrics,
     board: WaitBoard,
@@ -139,6 +145,12 @@ impl ConsumerContext for FactsContext {
             .iter()
             .map(|e| e.partition())
             .collect();
+        {
+            let mut assigned = s.assigned.lock().expect("assigned");
+            for p in &revoked {
+                assigned.remove(p);
+            }
+        }
         let (commit, paused) = {
             let mut parts = s.parts.lock().expect("partitions");
             let mut commit = TopicPartitionList::new();
@@ -158,7 +170,6 @@ impl ConsumerContext for FactsContext {
                 }
                 s.metrics.forget_lag(*p);
             }
-            count_paused(s, &parts);
             (commit, paused)
         };
         // librdkafka keeps a partition's pause across a revoke: one assigned again later
@@ -192,6 +203,7 @@ impl ConsumerContext for FactsContext {
                     .map(|e| e.partition())
                     .collect();
                 tracing::info!(partitions = ?ps, "facts partitions assigned");
+                self.shared.assigned.lock().expect("assigned").extend(ps);
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "facts consumer rebalance error"),
             Rebalance::Revoke(_) => {}
@@ -267,6 +279,7 @@ impl Actor for KafkaFacts {
         let shared = Arc::new(Shared {
             topic: args.topic.clone(),
             parts: Mutex::default(),
+            assigned: Mutex::default(),
             ledger: args.parts.ledger.clone(),
             metrics: args.parts.metrics.clone(),
             board: args.parts.board.clone(),
@@ -374,13 +387,14 @@ async fn run(
     let mut generation = 0u64;
     let topic = shared.topic.clone();
     loop {
+        let full = intake_full(&shared);
         let next = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => Next::Stop,
             Some(ev) = events.recv() => Next::Event(ev),
             _ = commit_tick.tick() => Next::Commit,
             _ = lag_tick.tick() => Next::Lag,
-            m = consumer.recv() => match m {
+            m = consumer.recv(), if !full => match m {
                 Ok(m) => Next::Record(raw_of(&m)),
                 Err(e) => Next::Error(redactor.redact(&e.to_string())),
             },
@@ -399,7 +413,7 @@ async fn run(
             Next::Lag => measure_lag(&consumer, &shared).await,
             Next::Record(raw) => {
                 generation += 1;
-                dispatch(&consumer, &shared, &handler, &events_tx, raw, generation);
+                dispatch(&shared, &handler, &events_tx, raw, generation);
             }
             Next::Error(e) => {
                 tracing::warn!(error = %e, "facts consumer error");
@@ -415,7 +429,6 @@ async fn run(
     // Stop: abandon the facts in hand, commit what is done, leave the group.
     let tpl = due_commits(&shared);
     let parts: Vec<(i32, Part)> = shared.parts.lock().expect("partitions").drain().collect();
-    shared.metrics.paused().set(0);
     for (p, part) in &parts {
         if part.waiting {
             shared.board.set(*p, None);
@@ -450,21 +463,8 @@ fn on_event(consumer: &Client, shared: &Shared, ev: Event) {
         }
         LaneEvent::Waiting(on) => part.waiting = on,
     }
-    let pause = wants_pause(part);
-    set_paused(consumer, &shared.topic, ev.partition, part, pause);
-    count_paused(shared, &parts);
-}
-
-/// Sets `sre_facts_partitions_paused`.
-fn count_paused(shared: &Shared, parts: &HashMap<i32, Part>) {
-    let n = parts.values().filter(|p| p.paused).count();
-    shared.metrics.paused().set(n as i64);
-}
-
-/// Whether a partition should be paused: every fact in hand waits, or it holds
-/// [`HIGH_WATER`] records not yet handled (a paused one until it is down to half of that).
-fn wants_pause(part: &Part) -> bool {
-    part.waiting || part.backlog >= HIGH_WATER || (part.paused && part.backlog > HIGH_WATER / 2)
+    let waiting = part.waiting;
+    set_paused(consumer, &shared.topic, ev.partition, part, waiting);
 }
 
 fn set_paused(consumer: &Client, topic: &str, partition: i32, part: &mut Part, paused: bool) {
@@ -487,7 +487,6 @@ fn set_paused(consumer: &Client, topic: &str, partition: i32, part: &mut Part, p
 }
 
 fn dispatch(
-    consumer: &Client,
     shared: &Arc<Shared>,
     handler: &Arc<FactHandler>,
     events: &mpsc::UnboundedSender<Event>,
@@ -518,9 +517,21 @@ fn dispatch(
     });
     part.backlog += 1;
     let _ = part.tx.send(raw);
-    let pause = wants_pause(part);
-    set_paused(consumer, &shared.topic, partition, part, pause);
-    count_paused(shared, &parts);
+}
+
+/// Whether the assigned partitions that are not waiting hold [`HIGH_WATER`] records each on
+/// average, handed over but not handled.
+fn intake_full(shared: &Shared) -> bool {
+    let assigned = shared.assigned.lock().expect("assigned").len();
+    let parts = shared.parts.lock().expect("partitions");
+    let (waiting, backlog) = parts.values().fold((0, 0), |(w, b), p| {
+        if p.waiting {
+            (w + 1, b)
+        } else {
+            (w, b + p.backlog)
+        }
+    });
+    backlog >= HIGH_WATER * assigned.saturating_sub(waiting).max(1)
 }
 
 async fn worker(

@@ -10,8 +10,6 @@
 //!   `missing_header`, `key_mismatch`) and `rejected`.
 //! - `sre_facts_partitions_waiting`: partitions whose every fact in hand waits for an
 //!   unavailable target.
-//! - `sre_facts_partitions_paused`: partitions not fetched now (waiting, or their backlog of
-//!   records handed over but not handled is full).
 //! - `sre_facts_consumer_lag_records{partition}`: records after the last handled one (the
 //!   embedded source reports partition `0`).
 //! - `sre_facts_ledger_entries`: incidents the ledger holds; `sre_facts_deferred_actions`:
@@ -54,7 +52,6 @@ pub struct FactsMetrics {
     actions: Family<ActionLabels, Counter>,
     dead_letters: Family<ReasonLabel, Counter>,
     waiting: Gauge,
-    paused: Gauge,
     lag: Family<PartitionLabel, Gauge>,
     entries: Gauge,
     deferred: Gauge,
@@ -85,11 +82,6 @@ impl FactsMetrics {
             "sre_facts_partitions_waiting",
             "Partitions whose every fact in hand waits for an unavailable target",
             m.waiting.clone(),
-        );
-        registry.register(
-            "sre_facts_partitions_paused",
-            "Partitions not fetched now: waiting, or their backlog of facts in hand is full",
-            m.paused.clone(),
         );
         registry.register(
             "sre_facts_consumer_lag_records",
@@ -156,11 +148,6 @@ impl FactsMetrics {
     /// Partitions waiting.
     pub fn waiting(&self) -> &Gauge {
         &self.waiting
-    }
-
-    /// Partitions paused.
-    pub fn paused(&self) -> &Gauge {
-        &self.paused
     }
 
     /// Sets one partition's lag.
