@@ -55,7 +55,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Runs the figure; returns its line.
-pub fn facts_pages(n: usize, partitions: i32, throttle_every: usize, tansu: &Path) -> String {
+pub fn facts_pages(
+    n: usize,
+    partitions: i32,
+    throttle_every: usize,
+    concurrency: Option<usize>,
+    tansu: &Path,
+) -> String {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,7 +84,7 @@ pub fn facts_pages(n: usize, partitions: i32, throttle_every: usize, tansu: &Pat
         .stderr(Stdio::null())
         .spawn()
         .expect("start tansu");
-    let line = rt.block_on(run(n, partitions, throttle_every, &brokers));
+    let line = rt.block_on(run(n, partitions, throttle_every, concurrency, &brokers));
     let _ = broker.kill();
     let _ = broker.wait();
     line.unwrap_or_else(|e| format!("target 7 facts→pages: failed: {e}"))
@@ -88,6 +94,7 @@ async fn run(
     n: usize,
     partitions: i32,
     throttle_every: usize,
+    concurrency: Option<usize>,
     brokers: &str,
 ) -> Result<String, String> {
     let (facts, ledger, dlq) = ("bench.facts", "bench.incidents", "bench.dlq");
@@ -110,7 +117,11 @@ async fn run(
         pd.url(),
         secrets.display()
     );
-    let config = sre_config::Config::parse(&yaml, "bench.yaml").map_err(|e| format!("{e:?}"))?;
+    let mut config =
+        sre_config::Config::parse(&yaml, "bench.yaml").map_err(|e| format!("{e:?}"))?;
+    if let Some(c) = concurrency {
+        config.facts.concurrency = c;
+    }
     let app = sre_integration::app::AppHandle::start(config)
         .await
         .map_err(|e| e.to_string())?;

@@ -109,6 +109,9 @@ enum Cmd {
         /// The fake answers 429 to one call in this many (0: never).
         #[arg(long, default_value_t = 0)]
         throttle_every: usize,
+        /// `facts.concurrency` (default: the configuration's default).
+        #[arg(long)]
+        concurrency: Option<usize>,
         /// The tansu binary.
         #[arg(long, default_value = "tansu")]
         tansu: PathBuf,
@@ -146,10 +149,11 @@ fn main() {
             facts,
             partitions,
             throttle_every,
+            concurrency,
             tansu,
         } => println!(
             "{}",
-            facts::facts_pages(facts, partitions, throttle_every, &tansu)
+            facts::facts_pages(facts, partitions, throttle_every, concurrency, &tansu)
         ),
         Cmd::DedupMemory { fingerprints } => {
             let b = dedup_bytes(fingerprints);
@@ -512,8 +516,8 @@ fn run(seconds: u64, rounds: u32, connections: u32, sre: &Path, fingerprints: us
     println!("{}", k8s_backlog(5000, 10));
     println!("{}", mcp::mcp_overhead(2000));
     let tansu = PathBuf::from(std::env::var("TANSU").unwrap_or_else(|_| "tansu".into()));
-    println!("{}", facts::facts_pages(10_000, 4, 0, &tansu));
-    println!("{}", facts::facts_pages(10_000, 4, 10, &tansu));
+    println!("{}", facts::facts_pages(10_000, 4, 0, None, &tansu));
+    println!("{}", facts::facts_pages(10_000, 4, 10, None, &tansu));
     println!(
         "target 6 webhook p99 while an actor is restarted every 100 ms ({restarts} restarts), {connections} conns: p99 {:.2} ms, {:.0} alerts/s{} | undisturbed p99 {:.2} ms, {:.0} alerts/s | p99 ratio {:.2} | target <= 1.10",
         stormy.p99_ms,
