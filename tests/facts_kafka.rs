@@ -786,6 +786,9 @@ async fn a_long_pagerduty_outage_loses_nothing_and_holds_up_only_its_partition(b
         ))
         .unwrap(),
     );
+    // One fact at a time per partition: the first waiting fact fills partition 0, which is
+    // then paused (with the default 32 a partition is paused once 1,024 facts wait in it).
+    c.facts.concurrency = 1;
     c.supervision.circuit.minimum_calls = 2;
     c.supervision.circuit.open_duration = Duration::from_millis(200);
     c.supervision.retry.max_attempts = 2;
@@ -873,6 +876,11 @@ async fn a_long_pagerduty_outage_loses_nothing_and_holds_up_only_its_partition(b
         .iter()
         .any(|(a, alias)| a == "create" && alias == "og-4"));
     assert_eq!(app.facts_metrics().waiting().get(), 1);
+    assert_eq!(
+        app.facts_metrics().paused().get(),
+        1,
+        "partition 0 is paused"
+    );
     let readiness = app.readiness().report(app.observer());
     assert!(
         readiness
@@ -902,6 +910,8 @@ async fn a_long_pagerduty_outage_loses_nothing_and_holds_up_only_its_partition(b
     assert_eq!(pd4.len(), 1, "{actions:?}");
     assert_eq!(pd.events_received(), 10);
     assert_eq!(app.facts_metrics().waiting().get(), 0);
+    assert_eq!(app.facts_metrics().paused().get(), 0, "resumed");
+    assert_eq!(app.facts_metrics().waiting_facts().get(), 0);
     let (b, dlq) = (brokers.to_owned(), t.dlq.clone());
     let dead = tokio::task::spawn_blocking(move || read_topic(&b, &dlq))
         .await

@@ -171,6 +171,14 @@ impl FactAction for Recorder {
         Box::pin(async move {
             let mut r = entry.target(self.name).cloned().expect("a record to fire");
             self.record("fire", &entry.incident_id, r.revision);
+            let answer = self.script.lock().unwrap().pop_front();
+            if let Some(Answer::Unavailable(retry_after)) = answer {
+                return Err(ActionError::Unavailable {
+                    target: self.name,
+                    reason: "429 from the fake".into(),
+                    retry_after,
+                });
+            }
             r.state = if entry.lifecycle.is_finished() {
                 "dropped"
             } else {
@@ -469,7 +477,10 @@ fn lanes_of(
         lanes::handler_fn(Arc::new(rig.handler())),
         Some(rig.parts.board.clone()),
         move |e| {
-            let _ = etx.send(e);
+            // How many wait is the source's business; these tests read the rest.
+            if !matches!(e, LaneEvent::Waits(_)) {
+                let _ = etx.send(e);
+            }
         },
     ));
     (tx, events, task)
@@ -528,6 +539,7 @@ async fn a_throttled_incident_holds_up_only_itself() {
                 handled += count;
             }
             LaneEvent::Waiting(on) => waiting = on,
+            LaneEvent::Waits(_) | LaneEvent::Full(_) => {}
         }
     }
     for inc in ["a", "b", "c"] {
@@ -736,6 +748,60 @@ async fn a_deferred_record_fires_at_its_due_time_and_after_a_restart() {
     let r = e.target("pagerduty").unwrap();
     assert_eq!((r.state.as_str(), r.due), ("triggered", None));
     assert_eq!(rig.metrics.deferred().get(), 0);
+    waker.stop_and_wait(None, None).await.unwrap();
+}
+
+async fn next_call(calls: &mut mpsc::UnboundedReceiver<Call>) -> Call {
+    tokio::time::timeout(Duration::from_secs(30), calls.recv())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// A deferred page the provider throttles when it falls due is fired again after exactly the
+/// wait it asked for, not the consumer's (here 5 ms) backoff.
+#[tokio::test]
+async fn a_throttled_deferred_page_is_fired_again_after_the_wait_asked_for() {
+    let (pd, mut calls) = Recorder::deferring("pagerduty", chrono::Duration::hours(2));
+    let rig = rig(vec![pd.clone()]).await;
+    let targets: Arc<[Arc<dyn FactAction>]> = vec![pd.clone() as Arc<dyn FactAction>].into();
+    let h = rig.handler();
+    h.handle(&fact("IncidentCreated", "inc-1", 1), &no_wait)
+        .await;
+    assert_eq!(calls.recv().await.unwrap().what, "IncidentCreated");
+    pd.answer([Answer::Unavailable(Some(Duration::from_millis(400)))]);
+    *rig.now.lock().unwrap() += chrono::Duration::hours(3);
+    let (waker, _) = Actor::spawn(
+        None,
+        DueWaker,
+        WakerArgs {
+            slot: rig.waker_slot.clone(),
+            ledger: rig.parts.ledger.clone(),
+            targets,
+            locks: rig.parts.locks.clone(),
+            clock: rig.clock.clone(),
+            backoff: rig.parts.backoff,
+            metrics: rig.metrics.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(next_call(&mut calls).await.what, "fire");
+    let throttled = tokio::time::Instant::now();
+    assert_eq!(next_call(&mut calls).await.what, "fire");
+    assert!(
+        throttled.elapsed() >= Duration::from_millis(400),
+        "fired again after {:?}",
+        throttled.elapsed()
+    );
+    ractor::call!(waker, WakerMsg::Flush).unwrap();
+    let r = rig
+        .entry("inc-1")
+        .await
+        .target("pagerduty")
+        .cloned()
+        .unwrap();
+    assert_eq!((r.state.as_str(), r.due), ("triggered", None));
     waker.stop_and_wait(None, None).await.unwrap();
 }
 

@@ -439,21 +439,53 @@ async fn pagerduty_throttling_waits_as_asked_then_pages() {
     let r = rig(&pagerduty_yaml(&pd.url())).await;
     let t = r.target("pagerduty");
     pd.push(Reply::throttle(7).with_body(json!({"status": "throttle exceeded", "message": "Requests for this service are arriving too quickly. Please retry later."})));
-    let started = Instant::now();
     let f = created_fact("inc-1", created(FactSeverity::Critical, "checkout"));
+    // The throttle comes back at once with PagerDuty's wait: the facts consumer waits it out
+    // without holding a place another incident could use.
+    let started = Instant::now();
+    let err = t
+        .apply(&f, &IncidentEntry::new("inc-1"), at(MONDAY_NOON))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ActionError::Unavailable { target: "pagerduty", retry_after: Some(w), reason } if *w == Duration::from_secs(7) && reason.contains("throttled")),
+        "{err:?}"
+    );
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "nothing slept in the call"
+    );
+    assert_eq!(
+        r.circuit("pagerduty"),
+        CircuitState::Closed,
+        "a throttle is no failure"
+    );
+    tokio::time::sleep(Duration::from_secs(7)).await;
     let rec = t
         .apply(&f, &IncidentEntry::new("inc-1"), at(MONDAY_NOON))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(rec.state, "triggered");
-    assert!(
-        started.elapsed() >= Duration::from_secs(7),
-        "{:?}",
-        started.elapsed()
-    );
     assert_eq!(pd.requests().len(), 2);
     assert_eq!(pd.incidents_opened(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttle_that_names_no_wait_is_retried_with_backoff_in_the_call() {
+    let pd = FakePagerDuty::start().await;
+    let r = rig(&pagerduty_yaml(&pd.url())).await;
+    pd.push(Reply::status(429));
+    let f = created_fact("inc-1", created(FactSeverity::Critical, "checkout"));
+    let rec = r
+        .target("pagerduty")
+        .apply(&f, &IncidentEntry::new("inc-1"), at(MONDAY_NOON))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.state, "triggered");
+    assert_eq!(pd.requests().len(), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -867,13 +899,22 @@ async fn opsgenie_requests_not_processed_in_time_are_unavailable() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn opsgenie_throttling_is_retried() {
+async fn opsgenie_throttling_waits_as_asked_then_pages() {
     let og = FakeOpsGenie::start(GENIE_KEY).await;
     let r = rig(&opsgenie_yaml(&og.url())).await;
     og.push(Reply::throttle(3));
     let f = created_fact("inc-1", created(FactSeverity::Critical, "checkout"));
-    let rec = r
-        .target("opsgenie")
+    let t = r.target("opsgenie");
+    let err = t
+        .apply(&f, &IncidentEntry::new("inc-1"), at(MONDAY_NOON))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ActionError::Unavailable { target: "opsgenie", retry_after: Some(w), .. } if *w == Duration::from_secs(3)),
+        "{err:?}"
+    );
+    assert_eq!(og.alerts_opened(), 0);
+    let rec = t
         .apply(&f, &IncidentEntry::new("inc-1"), at(MONDAY_NOON))
         .await
         .unwrap()

@@ -122,6 +122,11 @@ async fn run(
     if let Some(c) = concurrency {
         config.facts.concurrency = c;
     }
+    // With RUST_LOG set, the service's own logs go to stderr (to see why a run is slow).
+    let _telemetry = std::env::var_os("RUST_LOG")
+        .map(|_| sre_integration::telemetry::init(&config.telemetry))
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let app = sre_integration::app::AppHandle::start(config)
         .await
         .map_err(|e| e.to_string())?;
@@ -195,8 +200,18 @@ async fn run(
             .map_err(|(e, _)| e.to_string())?;
     }
     let deadline = Instant::now() + Duration::from_secs(1800);
+    let mut report = Instant::now() + Duration::from_secs(30);
     while pd.incidents_opened() < n && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
+        if Instant::now() >= report {
+            // A run that takes long says where it is.
+            eprintln!(
+                "facts-pages: {} of {n} incidents paged, {} partitions waiting",
+                pd.incidents_opened(),
+                app.facts_metrics().waiting().get()
+            );
+            report += Duration::from_secs(30);
+        }
     }
     // A little longer, so a duplicate that would follow is seen.
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -452,8 +452,10 @@ pub struct FactsConfig {
     /// How often the embedded source looks for new facts.
     #[serde(default = "default_poll_interval", with = "humantime_serde")]
     pub poll_interval: Duration,
-    /// Facts of different incidents handled at once per partition; one incident's facts
-    /// always one at a time, in order. `1` handles a partition strictly in offset order.
+    /// Facts of different incidents worked on at once per partition, not counting facts that
+    /// wait for an unavailable target (at most 32 × this many in hand, up to 4096); one
+    /// incident's facts always one at a time, in order. `1` handles a partition strictly in
+    /// offset order.
     #[serde(default = "default_facts_concurrency")]
     pub concurrency: usize,
     /// First wait before a fact whose target is unavailable is applied again; doubled on

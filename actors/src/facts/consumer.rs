@@ -10,13 +10,15 @@
 //!   `facts.concurrency` facts at once with the [`FactHandler`], one at a time per key
 //!   ([`lanes`](super::lanes)), so one incident's facts (one key, one partition) keep their
 //!   order while a throttled incident holds up no other.
-//! - **Pausing.** A partition whose every fact in hand waits for an unavailable target is
-//!   paused (`consumer.pause`) and resumed when one goes on; librdkafka then fetches again
-//!   after the last record handed over, so nothing is skipped. Other partitions keep going.
+//! - **Pausing.** A partition whose every fact in hand waits for an unavailable target, with
+//!   as many in hand as its lanes take ([`LaneEvent::Full`]: an outage), is paused
+//!   (`consumer.pause`) and resumed when one goes on; librdkafka then fetches again after the
+//!   last record handed over, so nothing is skipped. Other partitions keep going.
 //! - **Bounded intake.** The loop takes no more records while the partitions that are not
-//!   waiting hold [`HIGH_WATER`] records each on average, handed over but not handled
-//!   (librdkafka's own prefetch limits bound what it holds meanwhile); a waiting partition is
-//!   paused, so its backlog does not grow. A slow partition may run ahead of that average
+//!   full hold [`HIGH_WATER`] records each on average, handed over, not handled and not
+//!   waiting (librdkafka's own prefetch limits bound what it holds meanwhile); facts that wait
+//!   are bounded by the lanes, and a full partition is paused, so its backlog does not grow.
+//!   So a throttled partition is fed on while its throttled facts wait. A slow partition may run ahead of that average
 //!   while others have room, so it does not stop their intake until the whole budget is used.
 //!   (Not by pausing it: a partition paused and resumed inside a record batch is fetched again
 //!   from the middle of that batch, which tansu answers with the batches after it.)
@@ -53,8 +55,8 @@ use super::ledger::LedgerClient;
 use super::metrics::FactsMetrics;
 use super::OwnedTask;
 
-/// Records handed over but not handled, per partition that is not waiting, on average: the
-/// loop takes no more beyond that.
+/// Records handed over, not handled and not waiting, per partition that is not full, on
+/// average: the loop takes no more beyond that.
 pub const HIGH_WATER: usize = 256;
 /// How long a graceful stop waits.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -99,10 +101,15 @@ struct Part {
     generation: u64,
     tx: mpsc::UnboundedSender<RawFact>,
     backlog: usize,
+    /// Of the backlog, facts that wait for an unavailable target ([`LaneEvent::Waits`]).
+    waits: usize,
     /// The offset after the longest handled prefix (what to commit).
     done: Option<i64>,
     committed: Option<i64>,
+    /// Every fact in hand waits (on the board).
     waiting: bool,
+    /// Waiting with as many facts in hand as the lanes take ([`LaneEvent::Full`]): paused.
+    full: bool,
     paused: bool,
     _worker: OwnedTask,
 }
@@ -162,6 +169,7 @@ impl ConsumerContext for FactsContext {
                     }
                     if part.paused {
                         paused.add_partition(&s.topic, *p);
+                        s.metrics.paused().dec();
                     }
                     // Dropping the part aborts its worker: the facts in hand are abandoned.
                     if part.waiting {
@@ -433,6 +441,9 @@ async fn run(
         if part.waiting {
             shared.board.set(*p, None);
         }
+        if part.paused {
+            shared.metrics.paused().dec();
+        }
     }
     drop(parts);
     // Closing the consumer blocks (it leaves the group): done off the runtime's threads.
@@ -462,12 +473,23 @@ fn on_event(consumer: &Client, shared: &Shared, ev: Event) {
             part.backlog = part.backlog.saturating_sub(count);
         }
         LaneEvent::Waiting(on) => part.waiting = on,
+        LaneEvent::Waits(n) => part.waits = n,
+        LaneEvent::Full(on) => {
+            part.full = on;
+            let (topic, metrics) = (&shared.topic, &shared.metrics);
+            set_paused(consumer, topic, metrics, ev.partition, part, on);
+        }
     }
-    let waiting = part.waiting;
-    set_paused(consumer, &shared.topic, ev.partition, part, waiting);
 }
 
-fn set_paused(consumer: &Client, topic: &str, partition: i32, part: &mut Part, paused: bool) {
+fn set_paused(
+    consumer: &Client,
+    topic: &str,
+    metrics: &FactsMetrics,
+    partition: i32,
+    part: &mut Part,
+    paused: bool,
+) {
     if part.paused == paused {
         return;
     }
@@ -480,6 +502,7 @@ fn set_paused(consumer: &Client, topic: &str, partition: i32, part: &mut Part, p
     match r {
         Ok(()) => {
             part.paused = paused;
+            metrics.paused().inc_by(if paused { 1 } else { -1 });
             tracing::debug!(partition, paused, "facts partition pause state");
         }
         Err(e) => tracing::warn!(partition, error = %e, "facts partition pause/resume failed"),
@@ -508,9 +531,11 @@ fn dispatch(
             generation,
             tx,
             backlog: 0,
+            waits: 0,
             done: None,
             committed: None,
             waiting: false,
+            full: false,
             paused: false,
             _worker: worker,
         }
@@ -519,19 +544,21 @@ fn dispatch(
     let _ = part.tx.send(raw);
 }
 
-/// Whether the assigned partitions that are not waiting hold [`HIGH_WATER`] records each on
-/// average, handed over but not handled.
+/// Whether the assigned partitions that are not full hold [`HIGH_WATER`] records each on
+/// average, handed over, not handled and not waiting.
 fn intake_full(shared: &Shared) -> bool {
     let assigned = shared.assigned.lock().expect("assigned").len();
     let parts = shared.parts.lock().expect("partitions");
-    let (waiting, backlog) = parts.values().fold((0, 0), |(w, b), p| {
-        if p.waiting {
+    let (full, backlog) = parts.values().fold((0, 0), |(w, b), p| {
+        if p.full {
             (w + 1, b)
         } else {
-            (w, b + p.backlog)
+            // Facts that wait (a throttle's `Retry-After`) take no place in the lanes, nor
+            // here: a throttled partition is fed on, within the lanes' own bound.
+            (w, b + p.backlog.saturating_sub(p.waits))
         }
     });
-    backlog >= HIGH_WATER * assigned.saturating_sub(waiting).max(1)
+    backlog >= HIGH_WATER * assigned.saturating_sub(full).max(1)
 }
 
 async fn worker(

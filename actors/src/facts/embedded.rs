@@ -4,7 +4,8 @@
 //! (one partition; `sre-integration facts append` writes it), with a
 //! [`Follower`](sre_sink::embedded::Follower), and hands each record to the
 //! [`FactHandler`] through the [`lanes`](super::lanes) (up to `facts.concurrency` at once,
-//! one incident in order), at most [`HIGH_WATER`] in hand. The committed position (the
+//! one incident in order), at most [`HIGH_WATER`] in hand besides those that wait (which the
+//! lanes bound). The committed position (the
 //! offset after the longest handled prefix) is kept in
 //! `<facts.data_dir>/<facts.topic>.position`, written atomically (temporary file, fsync,
 //! rename, fsync of the directory) every `poll_interval` and at stop, and read again at start:
@@ -198,12 +199,14 @@ async fn run(
     let mut queued: VecDeque<RawFact> = VecDeque::new();
     let mut sent = next;
     let mut in_hand = 0usize;
+    // Of those, facts that wait (a throttle): they do not count against HIGH_WATER.
+    let mut waits = 0usize;
     let mut seen = next;
     let mut follower = Some(Follower::new(&args.dir));
     let mut tick = tokio::time::interval(args.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        while in_hand < HIGH_WATER {
+        while in_hand.saturating_sub(waits) < HIGH_WATER {
             let Some(raw) = queued.pop_front() else {
                 break;
             };
@@ -216,10 +219,14 @@ async fn run(
             // (Its `Ref` must not live on in the branches that await.)
             () = async { let _ = stop.wait_for(|s| *s).await; } => break,
             Some(e) = events.recv() => {
-                if let LaneEvent::Handled { count, next: n } = e {
-                    in_hand = in_hand.saturating_sub(count);
-                    next = n as u64;
-                    metrics.lag(0, seen as i64 - next as i64);
+                match e {
+                    LaneEvent::Handled { count, next: n } => {
+                        in_hand = in_hand.saturating_sub(count);
+                        next = n as u64;
+                        metrics.lag(0, seen as i64 - next as i64);
+                    }
+                    LaneEvent::Waits(n) => waits = n,
+                    LaneEvent::Waiting(_) | LaneEvent::Full(_) => {}
                 }
             }
             _ = tick.tick() => {

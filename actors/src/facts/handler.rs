@@ -144,6 +144,11 @@ impl WaitBoard {
         self.readiness.set_degraded(WAITING_CONDITION, detail);
     }
 
+    /// `delta` more facts in hand wait (`sre_facts_waiting_facts`).
+    pub fn facts_waiting(&self, delta: i64) {
+        self.metrics.waiting_facts().inc_by(delta);
+    }
+
     /// Partitions waiting now.
     pub fn waiting(&self) -> Vec<i32> {
         self.waiting

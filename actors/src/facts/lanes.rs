@@ -2,19 +2,29 @@
 //!
 //! A partition's records arrive in offset order. [`run`] starts each one at once, unless an
 //! earlier record with the same key (one incident: `incident:<id>`) is still being handled —
-//! then it waits behind it — or `limit` records are already being handled — then it waits
+//! then it waits behind it — or `limit` records are already being worked on — then it waits
 //! its turn. So one incident's facts keep their order (DESIGN §3.2), while a throttled or slow
 //! call for one incident holds up no other: a PagerDuty `Retry-After` costs that incident a
 //! second, not the partition.
 //!
+//! - **A waiting fact leaves its place.** `limit` bounds the facts being worked on; a fact
+//!   that waits for an unavailable target (a throttle's `Retry-After`, an open circuit) does
+//!   not count against it, so the next one starts meanwhile and the partition's rate is what
+//!   the provider allows rather than `limit` divided by the wait. Facts in hand, waiting or
+//!   not, are bounded by [`in_hand`] (32 × `limit`, at most 4096); a `limit` of 1 keeps strict
+//!   offset order (nothing overtakes a waiting fact).
+//!
 //! - **What may be committed** is the offset after the longest handled prefix
 //!   ([`LaneEvent::Handled`]): a later fact finished early moves nothing past an earlier one
 //!   still in hand.
-//! - **Waiting.** While every fact in hand waits for an unavailable target (or the ledger),
-//!   nothing in the partition can progress: the partition is *waiting*
-//!   ([`LaneEvent::Waiting`]; the source pauses it, and the [`WaitBoard`] shows it in
+//! - **Waiting.** While every fact in hand waits for an unavailable target (or the ledger)
+//!   and none is left to start, nothing in the partition can progress: the partition is
+//!   *waiting* ([`LaneEvent::Waiting`]; the [`WaitBoard`] shows it in
 //!   `sre_facts_partitions_waiting` and `/readyz` degraded detail). One fact waiting on a
-//!   throttle while others go on is not a waiting partition.
+//!   throttle while others go on is not a waiting partition. A waiting partition that holds
+//!   as many facts as it may is *full* ([`LaneEvent::Full`]): the source pauses it, so a long
+//!   outage does not grow its backlog (and a partition whose throttled facts wait while no
+//!   record has arrived yet to take their place is not paused for that).
 //! - **Abandoning.** Dropping the future (a revoked partition, a stop, a killed actor) drops
 //!   every fact in hand, and takes the partition off the board.
 
@@ -26,6 +36,26 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
 use super::handler::{FactHandler, RawFact, WaitBoard};
+
+/// Facts in hand per partition, waiting ones included, at most this many times `limit`
+/// (a waiting fact is small: its record and its sleeping handler, a few KiB)...
+pub const WAITING_PER_SLOT: usize = 32;
+/// ... and never more than this many (unless `limit` itself is larger).
+pub const MAX_IN_HAND: usize = 4096;
+
+/// Facts in hand at most, waiting ones included: [`WAITING_PER_SLOT`] × `limit` up to
+/// [`MAX_IN_HAND`], but one for a limit of one (strict offset order: nothing overtakes a
+/// waiting fact).
+pub fn in_hand(limit: usize) -> usize {
+    if limit <= 1 {
+        1
+    } else {
+        limit
+            .saturating_mul(WAITING_PER_SLOT)
+            .min(MAX_IN_HAND)
+            .max(limit)
+    }
+}
 
 /// What a handled fact is called with: `Some(why)` each time it waits, `None` when it goes on.
 pub type WaitFn = Arc<dyn Fn(Option<&str>) + Send + Sync>;
@@ -44,8 +74,15 @@ pub enum LaneEvent {
         /// The offset to commit.
         next: i64,
     },
-    /// Every fact in hand waits (`true`), or one goes on again (`false`).
+    /// Every fact in hand waits (`true`), or one goes on again (`false`): what the
+    /// [`WaitBoard`] shows.
     Waiting(bool),
+    /// Every fact in hand waits and the partition holds as many as it may (`true`: take no
+    /// more, pause the partition), or it can take more again (`false`).
+    Full(bool),
+    /// How many facts in hand wait now (sent when it changes): they take no place among
+    /// `limit`, so the source need not count them against its intake either.
+    Waits(usize),
 }
 
 /// The [`HandleFn`] of a [`FactHandler`].
@@ -108,11 +145,27 @@ impl Lanes {
         self.pending.first().copied().or(self.received)
     }
 
-    /// Why the partition waits: every fact in flight waits (the earliest one's reason).
-    fn waiting(&self) -> Option<&str> {
-        (self.in_flight > 0 && self.waits.len() == self.in_flight)
+    /// Facts in flight that do not wait: the ones `limit` bounds.
+    fn working(&self) -> usize {
+        self.in_flight - self.waits.len()
+    }
+
+    /// Whether the next ready fact may start.
+    fn may_start(&self, limit: usize) -> bool {
+        !self.ready.is_empty() && self.working() < limit && self.in_flight < in_hand(limit)
+    }
+
+    /// Why the partition waits: every fact in flight waits and no other can start (the
+    /// earliest one's reason).
+    fn waiting(&self, limit: usize) -> Option<&str> {
+        (self.in_flight > 0 && self.working() == 0 && !self.may_start(limit))
             .then(|| self.waits.values().next().map(String::as_str))
             .flatten()
+    }
+
+    /// Every fact in flight waits and no more may be in hand: the source should pause.
+    fn full(&self, limit: usize) -> bool {
+        self.waiting(limit).is_some() && self.in_flight >= in_hand(limit)
     }
 }
 
@@ -121,9 +174,18 @@ struct OnBoard {
     board: Option<WaitBoard>,
     partition: i32,
     why: Option<String>,
+    /// Facts of this partition counted in `sre_facts_waiting_facts`.
+    waits: usize,
 }
 
 impl OnBoard {
+    fn set_waits(&mut self, waits: usize) {
+        if let Some(b) = &self.board {
+            b.facts_waiting(waits as i64 - self.waits as i64);
+        }
+        self.waits = waits;
+    }
+
     fn set(&mut self, why: Option<&str>) {
         if self.why.as_deref() == why {
             return;
@@ -138,13 +200,14 @@ impl OnBoard {
 impl Drop for OnBoard {
     fn drop(&mut self) {
         self.set(None);
+        self.set_waits(0);
     }
 }
 
 /// Handles partition `partition`'s records from `records` (in offset order) with `handle`,
-/// at most `limit` at once and one at a time per key, telling `events` what was handled and
-/// whether the partition waits. Ends when `records` is closed and everything in hand is
-/// handled.
+/// at most `limit` at once (not counting facts that wait) and one at a time per key, telling
+/// `events` what was handled and whether the partition waits. Ends when `records` is closed
+/// and everything in hand is handled.
 pub async fn run(
     partition: i32,
     limit: usize,
@@ -162,10 +225,13 @@ pub async fn run(
         board,
         partition,
         why: None,
+        waits: 0,
     };
     let mut open = true;
+    let mut waits_told = 0;
+    let mut full = false;
     loop {
-        while lanes.in_flight < limit {
+        while lanes.may_start(limit) {
             let Some(raw) = lanes.ready.pop_front() else {
                 break;
             };
@@ -181,11 +247,20 @@ pub async fn run(
                 (key, offset)
             }));
         }
+        if lanes.waits.len() != waits_told {
+            waits_told = lanes.waits.len();
+            on_board.set_waits(waits_told);
+            events(LaneEvent::Waits(waits_told));
+        }
         let was_waiting = on_board.why.is_some();
-        let waiting = lanes.waiting().map(str::to_owned);
+        let waiting = lanes.waiting(limit).map(str::to_owned);
         on_board.set(waiting.as_deref());
         if was_waiting != waiting.is_some() {
             events(LaneEvent::Waiting(waiting.is_some()));
+        }
+        if full != lanes.full(limit) {
+            full = !full;
+            events(LaneEvent::Full(full));
         }
         if !open && running.is_empty() {
             break;
@@ -301,20 +376,36 @@ mod tests {
         tx: mpsc::UnboundedSender<RawFact>,
         events: mpsc::UnboundedReceiver<LaneEvent>,
         task: tokio::task::JoinHandle<()>,
+        /// The last [`LaneEvent::Waits`].
+        waits: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Rig {
+        fn waits(&self) -> usize {
+            self.waits.load(std::sync::atomic::Ordering::SeqCst)
+        }
     }
 
     fn rig(limit: usize) -> Rig {
         let script = Arc::new(Script::default());
         let (tx, rx) = mpsc::unbounded_channel();
         let (etx, events) = mpsc::unbounded_channel();
+        let waits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let w = waits.clone();
         let task = tokio::spawn(run(0, limit, rx, script.handle_fn(), None, move |e| {
-            let _ = etx.send(e);
+            // The count of waiting facts is kept aside; the events are what the tests read.
+            if let LaneEvent::Waits(n) = e {
+                w.store(n, std::sync::atomic::Ordering::SeqCst);
+            } else {
+                let _ = etx.send(e);
+            }
         }));
         Rig {
             script,
             tx,
             events,
             task,
+            waits,
         }
     }
 
@@ -349,7 +440,7 @@ mod tests {
             seen.iter()
                 .map(|e| match e {
                     LaneEvent::Handled { count, .. } => *count,
-                    LaneEvent::Waiting(_) => 0,
+                    _ => 0,
                 })
                 .sum::<usize>(),
             2
@@ -451,5 +542,81 @@ mod tests {
             }
         }
         assert_eq!(last, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_fact_leaves_its_place_to_the_next_within_a_bound() {
+        let cap = in_hand(2) as i64;
+        let mut r = rig(2);
+        for o in 0..cap + 2 {
+            r.tx.send(rec(o, &format!("inc-{o}"))).unwrap();
+        }
+        settle().await;
+        assert_eq!(r.script.log(), ["start 0", "start 1"]);
+        // Each fact that starts waits (a throttle): the next one takes its place, and the
+        // partition is not waiting while another can start.
+        for o in 0..cap {
+            r.script.wait(o, Some("pagerduty unavailable: throttled"));
+            settle().await;
+        }
+        let started: Vec<String> = (0..cap).map(|o| format!("start {o}")).collect();
+        assert_eq!(r.script.log(), started);
+        assert_eq!(r.waits(), cap as usize, "the source is told how many wait");
+        // Facts in hand are bounded: with 32 × limit waiting, no more start, the partition
+        // waits and is full (the source pauses it).
+        assert_eq!(r.events.try_recv().unwrap(), LaneEvent::Waiting(true));
+        assert_eq!(r.events.try_recv().unwrap(), LaneEvent::Full(true));
+        assert!(r.events.try_recv().is_err());
+        // One goes on again: no longer waiting; when it ends the next starts.
+        r.script.wait(3, None);
+        settle().await;
+        assert_eq!(r.events.try_recv().unwrap(), LaneEvent::Waiting(false));
+        assert_eq!(r.events.try_recv().unwrap(), LaneEvent::Full(false));
+        r.script.release(3);
+        settle().await;
+        assert_eq!(
+            r.script.log().last().map(String::as_str),
+            Some(format!("start {cap}").as_str())
+        );
+        assert_eq!(r.waits(), cap as usize - 1);
+        // Nothing committable past offset 0, still waiting.
+        let mut seen = Vec::new();
+        while let Ok(e) = r.events.try_recv() {
+            seen.push(e);
+        }
+        assert!(
+            seen.contains(&LaneEvent::Handled { count: 1, next: 0 }),
+            "{seen:?}"
+        );
+
+        // A limit of one is strict offset order: nothing overtakes a waiting fact.
+        let mut r = rig(1);
+        r.tx.send(rec(0, "a")).unwrap();
+        r.tx.send(rec(1, "b")).unwrap();
+        settle().await;
+        r.script.wait(0, Some("pagerduty unavailable: throttled"));
+        settle().await;
+        assert_eq!(r.script.log(), ["start 0"]);
+        assert_eq!(r.events.try_recv().unwrap(), LaneEvent::Waiting(true));
+        assert_eq!(r.events.try_recv().unwrap(), LaneEvent::Full(true));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partition_whose_facts_wait_with_room_to_spare_waits_but_is_not_full() {
+        let mut r = rig(4);
+        r.tx.send(rec(0, "a")).unwrap();
+        r.tx.send(rec(1, "b")).unwrap();
+        settle().await;
+        r.script.wait(0, Some("pagerduty unavailable: throttled"));
+        r.script.wait(1, Some("pagerduty unavailable: throttled"));
+        settle().await;
+        // Shown as waiting, but not paused: a record that arrives starts at once.
+        assert_eq!(r.events.try_recv().unwrap(), LaneEvent::Waiting(true));
+        assert!(r.events.try_recv().is_err(), "not full");
+        assert_eq!(r.waits(), 2);
+        r.tx.send(rec(2, "c")).unwrap();
+        settle().await;
+        assert_eq!(r.script.log(), ["start 0", "start 1", "start 2"]);
+        assert_eq!(r.events.try_recv().unwrap(), LaneEvent::Waiting(false));
     }
 }

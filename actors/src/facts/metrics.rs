@@ -9,7 +9,8 @@
 //! - `sre_facts_dead_letters_total{reason}`: `reason` ∈ the parse labels (`bad_value`,
 //!   `missing_header`, `key_mismatch`) and `rejected`.
 //! - `sre_facts_partitions_waiting`: partitions whose every fact in hand waits for an
-//!   unavailable target.
+//!   unavailable target; `sre_facts_partitions_paused`: those of them holding as many facts
+//!   as they take, paused; `sre_facts_waiting_facts`: facts in hand that wait.
 //! - `sre_facts_consumer_lag_records{partition}`: records after the last handled one (the
 //!   embedded source reports partition `0`).
 //! - `sre_facts_ledger_entries`: incidents the ledger holds; `sre_facts_deferred_actions`:
@@ -52,6 +53,8 @@ pub struct FactsMetrics {
     actions: Family<ActionLabels, Counter>,
     dead_letters: Family<ReasonLabel, Counter>,
     waiting: Gauge,
+    paused: Gauge,
+    waiting_facts: Gauge,
     lag: Family<PartitionLabel, Gauge>,
     entries: Gauge,
     deferred: Gauge,
@@ -82,6 +85,16 @@ impl FactsMetrics {
             "sre_facts_partitions_waiting",
             "Partitions whose every fact in hand waits for an unavailable target",
             m.waiting.clone(),
+        );
+        registry.register(
+            "sre_facts_partitions_paused",
+            "Partitions paused: every fact in hand waits and the partition holds as many as it takes",
+            m.paused.clone(),
+        );
+        registry.register(
+            "sre_facts_waiting_facts",
+            "Facts in hand that wait for an unavailable target (a throttle, an open circuit)",
+            m.waiting_facts.clone(),
         );
         registry.register(
             "sre_facts_consumer_lag_records",
@@ -145,7 +158,17 @@ impl FactsMetrics {
             .inc();
     }
 
-    /// Partitions waiting.
+    /// `sre_facts_partitions_paused`.
+    pub fn paused(&self) -> &Gauge {
+        &self.paused
+    }
+
+    /// `sre_facts_waiting_facts`.
+    pub fn waiting_facts(&self) -> &Gauge {
+        &self.waiting_facts
+    }
+
+    /// `sre_facts_partitions_waiting`.
     pub fn waiting(&self) -> &Gauge {
         &self.waiting
     }

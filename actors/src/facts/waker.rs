@@ -6,7 +6,8 @@
 //! handled meanwhile wins), and sleeps until the next due time — at most an hour, so a clock
 //! that jumps is caught up. The ledger wakes it when a new due time is written, and when it
 //! starts (a restart's rebuilt ledger fires what fell due meanwhile). A target that is
-//! unavailable is tried again after the consumer's backoff; one that refuses gets its record
+//! unavailable is tried again after the wait it asked for (a throttle's `Retry-After`, an open
+//! circuit's remaining time), else after the consumer's backoff; one that refuses gets its record
 //! marked `rejected` (due cleared) and counted. Time comes from a [`Clock`] (paused in tests).
 
 use std::sync::Arc;
@@ -114,31 +115,37 @@ async fn on_wake(myself: &ActorRef<WakerMsg>, state: &mut WakerState) {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(error = %e, "deferred actions: ledger unavailable");
-            retry_later(myself, state);
+            retry_later(myself, state, None);
             return;
         }
     };
     let mut unavailable = false;
+    // The longest wait a target asked for (the due records are tried again together).
+    let mut asked: Option<Duration> = None;
     for (entry, target) in due {
         match fire(&state.args, &entry.incident_id, &target, now).await {
             Ok(()) => {}
-            Err(e) => {
+            Err((e, wait)) => {
                 tracing::warn!(incident = %entry.incident_id, target = %target, error = %e, "deferred action waits");
                 unavailable = true;
+                asked = asked.max(Backoff::asked(wait));
             }
         }
     }
     if unavailable {
-        retry_later(myself, state);
+        retry_later(myself, state, asked);
         return;
     }
     state.failures = 0;
     schedule(myself, state, next, now);
 }
 
-fn retry_later(myself: &ActorRef<WakerMsg>, state: &mut WakerState) {
-    state.failures += 1;
-    let wait = state.args.backoff.wait(state.failures);
+/// Wakes again after `asked` (what a target asked for), else after the growing backoff.
+fn retry_later(myself: &ActorRef<WakerMsg>, state: &mut WakerState, asked: Option<Duration>) {
+    let wait = asked.unwrap_or_else(|| {
+        state.failures += 1;
+        state.args.backoff.wait(state.failures)
+    });
     state.timer.set(myself, wait, || WakerMsg::Wake);
 }
 
@@ -157,13 +164,14 @@ fn schedule(
     state.timer.set(myself, sleep, || WakerMsg::Wake);
 }
 
-/// Fires one due record; `Err` when the target (or the ledger) is unavailable.
+/// Fires one due record; `Err` (why, and the wait asked for) when the target (or the ledger)
+/// is unavailable.
 async fn fire(
     args: &WakerArgs,
     incident_id: &str,
     target: &str,
     now: DateTime<Utc>,
-) -> Result<(), String> {
+) -> Result<(), (String, Option<Duration>)> {
     let Some(action) = args.targets.iter().find(|t| t.target() == target) else {
         tracing::warn!(
             incident = incident_id,
@@ -178,7 +186,7 @@ async fn fire(
         .ledger
         .get(incident_id)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (e.to_string(), None))?;
     let Some(record) = entry
         .target(name)
         .filter(|r| r.due.is_some_and(|d| d <= now))
@@ -202,9 +210,13 @@ async fn fire(
             r.updated_at = now;
             r
         }
-        Err(ActionError::Unavailable { reason, .. }) => {
+        Err(ActionError::Unavailable {
+            reason,
+            retry_after,
+            ..
+        }) => {
             args.metrics.action(name, "unavailable");
-            return Err(reason);
+            return Err((reason, retry_after));
         }
         Err(e @ ActionError::Rejected { .. }) => {
             args.metrics.action(name, "fire_failed");
@@ -220,5 +232,5 @@ async fn fire(
     args.ledger
         .put_target_in_place(incident_id, name, new)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| (e.to_string(), None))
 }

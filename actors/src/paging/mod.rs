@@ -19,7 +19,9 @@
 //! Every provider call carries the provider's own dedup key (PagerDuty `dedup_key`, OpsGenie
 //! `alias` = the incident id), so a call repeated after a crash changes nothing there, and goes
 //! through the shared [`UpstreamClient`](crate::providers::UpstreamClient) (the provider's
-//! circuit, retries with backoff, `Retry-After`) with the fact's correlation id. The route
+//! circuit, retries with backoff) with the fact's correlation id. A throttle's `Retry-After`
+//! is handed back at once as [`ActionError::Unavailable`] with that wait, which the facts
+//! consumer honours without holding a place another incident could use. The route
 //! chosen at the trigger is kept in the record's `detail` and reused by the acknowledge and the
 //! resolve.
 //!
@@ -107,9 +109,12 @@ pub fn targets(
     let escalation = Arc::new(Escalation::from_config(&pg.escalation));
     let mut out: Vec<Arc<dyn FactAction>> = Vec::new();
     if let Some(pd) = &pg.pagerduty {
+        // A throttled call comes back to the fact at once with the provider's wait: the fact
+        // waits that long without holding a place another incident's page could use.
         let client = providers
             .client("pagerduty")
-            .ok_or(PagingError::NoCircuit("pagerduty"))?;
+            .ok_or(PagingError::NoCircuit("pagerduty"))?
+            .handing_back_throttles();
         let pager = pagerduty::PagerDuty::new(client, pd, &router.routing_keys(), secrets)?;
         out.push(Arc::new(PagingTarget::new(
             pager,
@@ -119,9 +124,12 @@ pub fn targets(
         )));
     }
     if let Some(og) = &pg.opsgenie {
+        // A throttled call comes back to the fact at once with the provider's wait: the fact
+        // waits that long without holding a place another incident's page could use.
         let client = providers
             .client("opsgenie")
-            .ok_or(PagingError::NoCircuit("opsgenie"))?;
+            .ok_or(PagingError::NoCircuit("opsgenie"))?
+            .handing_back_throttles();
         let pager = opsgenie::OpsGenie::new(client, og, secrets)?;
         out.push(Arc::new(PagingTarget::new(
             pager,
@@ -395,6 +403,18 @@ impl<P: Pager> PagingTarget<P> {
                 record.key = Some(incident);
                 record.detail.extend(detail);
                 Ok(record)
+            }
+            // The fact waits and logs that (a throttle is routine); a refusal is a warning.
+            Err(e @ ActionError::Unavailable { .. }) => {
+                tracing::info!(
+                    incident = %incident,
+                    provider = self.name(),
+                    action = action.label(),
+                    correlation_id = %correlation_id,
+                    error = %e,
+                    "page action not done yet"
+                );
+                Err(e)
             }
             Err(e) => {
                 tracing::warn!(

@@ -295,6 +295,17 @@ impl UpstreamClient {
         c
     }
 
+    /// The same client (same circuit and connection pool), returning a throttled call at once
+    /// with the wait the upstream asked for ([`UpstreamError::Throttled`] `retry_after`)
+    /// instead of sleeping through it: for callers that wait better themselves, like the facts
+    /// consumer, where a fact that waits gives its place to the next. A throttle that names no
+    /// wait is still retried here with backoff.
+    pub fn handing_back_throttles(&self) -> Self {
+        let mut c = self.clone();
+        c.policy.max_retry_after = Duration::ZERO;
+        c
+    }
+
     /// The body limit of calls that set none ([`CallPolicy::body_limit`]).
     pub fn body_limit(&self) -> BodyLimit {
         self.policy.body_limit()
@@ -373,6 +384,14 @@ impl UpstreamClient {
                 Ok(delay) => delay,
                 Err(GiveUp::Exhausted) => {
                     tracing::warn!(attempt, error = %error, "giving up");
+                    return Err(error);
+                }
+                Err(GiveUp::WaitTooLong(wait)) if self.policy.max_retry_after.is_zero() => {
+                    tracing::debug!(
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "throttled: the caller waits"
+                    );
                     return Err(error);
                 }
                 Err(GiveUp::WaitTooLong(wait)) => {
