@@ -465,15 +465,7 @@ async fn in_order_committed_after_applied_and_a_waiting_partition_resumes(broker
     .await;
     assert_eq!(offsets, BTreeMap::from([(0, 3), (1, 3)]));
     assert_eq!(app.facts_metrics().waiting().get(), 1);
-    let readiness = app.readiness().report(app.observer());
-    assert!(
-        readiness
-            .degraded
-            .iter()
-            .any(|d| d.contains("partition 0 waiting")),
-        "{:?}",
-        readiness.degraded
-    );
+    assert_waiting_on_readiness(&app, 0);
     // The provider is back: the waiting partition resumes and nothing is skipped.
     *pd.unavailable_for.lock().unwrap() = None;
     while !seen.contains(&("inc-b".to_owned(), 3)) {
@@ -881,15 +873,7 @@ async fn a_long_pagerduty_outage_loses_nothing_and_holds_up_only_its_partition(b
         1,
         "partition 0 is paused"
     );
-    let readiness = app.readiness().report(app.observer());
-    assert!(
-        readiness
-            .degraded
-            .iter()
-            .any(|d| d.contains("partition 0 waiting")),
-        "{:?}",
-        readiness.degraded
-    );
+    assert_waiting_on_readiness(&app, 0);
     // PagerDuty is back: everything goes out, in order per incident, once.
     pd.clear();
     until_committed(brokers, &t, 2, |o| o.get(&0) == Some(&10)).await;
@@ -918,6 +902,17 @@ async fn a_long_pagerduty_outage_loses_nothing_and_holds_up_only_its_partition(b
         .unwrap();
     assert!(dead.is_empty(), "nothing dead-lettered: {dead:?}");
     app.shutdown().await;
+}
+
+/// `/readyz` is degraded with `partition N waiting`.
+fn assert_waiting_on_readiness(app: &AppHandle, partition: i32) {
+    let readiness = app.readiness().report(app.observer());
+    let want = format!("partition {partition} waiting");
+    assert!(
+        readiness.degraded.iter().any(|d| d.contains(&want)),
+        "{:?}",
+        readiness.degraded
+    );
 }
 
 /// Polls (bounded) `/metrics` until it has `line`.

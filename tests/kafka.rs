@@ -345,7 +345,8 @@ mod tls {
         pub port: u16,
         /// Handshakes completed.
         pub accepted: Arc<AtomicUsize>,
-        /// Handshakes refused (a client that did not trust the certificate).
+        /// Handshakes refused (a client that did not trust the certificate); a client that
+        /// merely closed the connection mid-handshake is not counted.
         pub refused: Arc<AtomicUsize>,
         task: tokio::task::JoinHandle<()>,
     }
@@ -362,9 +363,15 @@ mod tls {
                 while let Ok((tcp, _)) = listener.accept().await {
                     let (acceptor, a, r) = (acceptor.clone(), a.clone(), r.clone());
                     tokio::spawn(async move {
-                        let Ok(mut tls) = acceptor.accept(tcp).await else {
-                            r.fetch_add(1, Ordering::SeqCst);
-                            return;
+                        let mut tls = match acceptor.accept(tcp).await {
+                            Ok(tls) => tls,
+                            // A client that went away mid-handshake (librdkafka closing a
+                            // connection it no longer needs at shutdown) refused nothing.
+                            Err(e) if went_away(&e) => return,
+                            Err(_) => {
+                                r.fetch_add(1, Ordering::SeqCst);
+                                return;
+                            }
                         };
                         a.fetch_add(1, Ordering::SeqCst);
                         if let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)).await {
@@ -388,6 +395,16 @@ mod tls {
         pub fn refused(&self) -> usize {
             self.refused.load(Ordering::SeqCst)
         }
+    }
+
+    /// A handshake that ended because the client closed the connection, not with its refusal
+    /// (a TLS alert such as `unknown_ca`).
+    fn went_away(e: &std::io::Error) -> bool {
+        use std::io::ErrorKind::*;
+        matches!(
+            e.kind(),
+            UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+        )
     }
 
     impl Drop for Proxy {

@@ -320,6 +320,19 @@ async fn rig(targets: Vec<Arc<dyn FactAction>>) -> Rig {
 }
 
 impl Rig {
+    /// A [`DueWaker`] over the rig's ledger firing `target`'s records.
+    fn waker_args(&self, target: &Arc<Recorder>) -> WakerArgs {
+        WakerArgs {
+            slot: self.waker_slot.clone(),
+            ledger: self.parts.ledger.clone(),
+            targets: vec![target.clone() as Arc<dyn FactAction>].into(),
+            locks: self.parts.locks.clone(),
+            clock: self.clock.clone(),
+            backoff: self.parts.backoff,
+            metrics: self.metrics.clone(),
+        }
+    }
+
     fn handler(&self) -> FactHandler {
         let dlq = DeadLetters::local(&self.dir.path().join("dlq"), "dlq").unwrap();
         FactHandler::new(self.parts.clone(), dlq)
@@ -711,16 +724,7 @@ async fn finished_incidents_are_forgotten_after_retention_and_stay_forgotten() {
 async fn a_deferred_record_fires_at_its_due_time_and_after_a_restart() {
     let (pd, mut calls) = Recorder::deferring("pagerduty", chrono::Duration::hours(2));
     let mut rig = rig(vec![pd.clone()]).await;
-    let targets: Arc<[Arc<dyn FactAction>]> = vec![pd.clone() as Arc<dyn FactAction>].into();
-    let waker_args = WakerArgs {
-        slot: rig.waker_slot.clone(),
-        ledger: rig.parts.ledger.clone(),
-        targets,
-        locks: rig.parts.locks.clone(),
-        clock: rig.clock.clone(),
-        backoff: rig.parts.backoff,
-        metrics: rig.metrics.clone(),
-    };
+    let waker_args = rig.waker_args(&pd);
     let (waker, _) = Actor::spawn(None, DueWaker, waker_args.clone())
         .await
         .unwrap();
@@ -764,28 +768,15 @@ async fn next_call(calls: &mut mpsc::UnboundedReceiver<Call>) -> Call {
 async fn a_throttled_deferred_page_is_fired_again_after_the_wait_asked_for() {
     let (pd, mut calls) = Recorder::deferring("pagerduty", chrono::Duration::hours(2));
     let rig = rig(vec![pd.clone()]).await;
-    let targets: Arc<[Arc<dyn FactAction>]> = vec![pd.clone() as Arc<dyn FactAction>].into();
     let h = rig.handler();
     h.handle(&fact("IncidentCreated", "inc-1", 1), &no_wait)
         .await;
     assert_eq!(calls.recv().await.unwrap().what, "IncidentCreated");
     pd.answer([Answer::Unavailable(Some(Duration::from_millis(400)))]);
     *rig.now.lock().unwrap() += chrono::Duration::hours(3);
-    let (waker, _) = Actor::spawn(
-        None,
-        DueWaker,
-        WakerArgs {
-            slot: rig.waker_slot.clone(),
-            ledger: rig.parts.ledger.clone(),
-            targets,
-            locks: rig.parts.locks.clone(),
-            clock: rig.clock.clone(),
-            backoff: rig.parts.backoff,
-            metrics: rig.metrics.clone(),
-        },
-    )
-    .await
-    .unwrap();
+    let (waker, _) = Actor::spawn(None, DueWaker, rig.waker_args(&pd))
+        .await
+        .unwrap();
     assert_eq!(next_call(&mut calls).await.what, "fire");
     let throttled = tokio::time::Instant::now();
     assert_eq!(next_call(&mut calls).await.what, "fire");

@@ -174,6 +174,21 @@ fn created_fact(incident: &str, c: Created) -> Fact {
     fact(incident, 1, FactBody::IncidentCreated(c))
 }
 
+/// `f` applied by `t` to a new incident on Monday noon, which succeeds with a record.
+async fn applied(t: &dyn FactAction, f: &Fact) -> TargetRecord {
+    t.apply(f, &IncidentEntry::new(&f.incident_id), at(MONDAY_NOON))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// `f` applied by `t` to a new incident on Monday noon, which fails.
+async fn refused(t: &dyn FactAction, f: &Fact) -> ActionError {
+    t.apply(f, &IncidentEntry::new(&f.incident_id), at(MONDAY_NOON))
+        .await
+        .unwrap_err()
+}
+
 fn ack(incident: &str, revision: u64) -> Fact {
     fact(
         incident,
@@ -443,10 +458,7 @@ async fn pagerduty_throttling_waits_as_asked_then_pages() {
     // The throttle comes back at once with PagerDuty's wait: the facts consumer waits it out
     // without holding a place another incident could use.
     let started = Instant::now();
-    let err = t
-        .apply(&f, &IncidentEntry::new("inc-1"), at(MONDAY_NOON))
-        .await
-        .unwrap_err();
+    let err = refused(t, &f).await;
     assert!(
         matches!(&err, ActionError::Unavailable { target: "pagerduty", retry_after: Some(w), reason } if *w == Duration::from_secs(7) && reason.contains("throttled")),
         "{err:?}"
@@ -462,11 +474,7 @@ async fn pagerduty_throttling_waits_as_asked_then_pages() {
         "a throttle is no failure"
     );
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let rec = t
-        .apply(&f, &IncidentEntry::new("inc-1"), at(MONDAY_NOON))
-        .await
-        .unwrap()
-        .unwrap();
+    let rec = applied(t, &f).await;
     assert_eq!(rec.state, "triggered");
     assert_eq!(pd.requests().len(), 2);
     assert_eq!(pd.incidents_opened(), 1);
@@ -478,12 +486,7 @@ async fn a_throttle_that_names_no_wait_is_retried_with_backoff_in_the_call() {
     let r = rig(&pagerduty_yaml(&pd.url())).await;
     pd.push(Reply::status(429));
     let f = created_fact("inc-1", created(FactSeverity::Critical, "checkout"));
-    let rec = r
-        .target("pagerduty")
-        .apply(&f, &IncidentEntry::new("inc-1"), at(MONDAY_NOON))
-        .await
-        .unwrap()
-        .unwrap();
+    let rec = applied(r.target("pagerduty"), &f).await;
     assert_eq!(rec.state, "triggered");
     assert_eq!(pd.requests().len(), 2);
 }
@@ -881,10 +884,7 @@ async fn opsgenie_requests_not_processed_in_time_are_unavailable() {
     let t = r.target("opsgenie");
     let f = created_fact("inc-1", created(FactSeverity::Critical, "checkout"));
     let started = Instant::now();
-    let err = t
-        .apply(&f, &IncidentEntry::new("inc-1"), at(MONDAY_NOON))
-        .await
-        .unwrap_err();
+    let err = refused(t, &f).await;
     assert!(
         matches!(&err, ActionError::Unavailable { reason, .. } if reason.contains("not processed within 30s")),
         "{err:?}"
@@ -905,20 +905,13 @@ async fn opsgenie_throttling_waits_as_asked_then_pages() {
     og.push(Reply::throttle(3));
     let f = created_fact("inc-1", created(FactSeverity::Critical, "checkout"));
     let t = r.target("opsgenie");
-    let err = t
-        .apply(&f, &IncidentEntry::new("inc-1"), at(MONDAY_NOON))
-        .await
-        .unwrap_err();
+    let err = refused(t, &f).await;
     assert!(
         matches!(&err, ActionError::Unavailable { target: "opsgenie", retry_after: Some(w), .. } if *w == Duration::from_secs(3)),
         "{err:?}"
     );
     assert_eq!(og.alerts_opened(), 0);
-    let rec = t
-        .apply(&f, &IncidentEntry::new("inc-1"), at(MONDAY_NOON))
-        .await
-        .unwrap()
-        .unwrap();
+    let rec = applied(t, &f).await;
     assert_eq!(rec.state, "triggered");
     assert_eq!(og.alerts_opened(), 1);
 }
