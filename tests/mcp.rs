@@ -31,7 +31,7 @@ use sre_actors::tools::tool::{
     ApprovalRequest, CallOutcome, Caller, Gate, Role, Tool, ToolError, ToolOutput, ToolSpec,
     APPROVAL_ID_ARG,
 };
-use sre_config::{ClusterConfig, KubernetesIntegration, ToolRole, ToolToken, WatchConfig};
+use sre_config::{ClusterConfig, KubernetesIntegration, WatchConfig};
 use sre_integration::app::AppHandle;
 use sre_integration::http::mcp::{mcp_router, Authenticate, McpMetrics, McpOptions, MCP_PATH};
 use sre_integration::http::serve::{HttpMetrics, Limits};
@@ -259,26 +259,9 @@ async fn program(
     o.tempo = Some(backend(format!("{}/", tempo.url())));
     o.grafana =
         Some(serde_json::from_value(json!({"url": format!("{}/", grafana.url())})).unwrap());
-    c.tools.enabled = true;
     c.tools.write_policy =
         serde_json::from_value(json!({"clusters": {"prod": {"namespaces": ["web"]}}})).unwrap();
-    for (name, token) in [("agent", AGENT_TOKEN), ("approver", APPROVER_TOKEN)] {
-        let p = c.secrets.dir.join("platform").join(name);
-        std::fs::create_dir_all(&p).unwrap();
-        std::fs::write(p.join("token"), format!("{token}\n")).unwrap();
-    }
-    c.tools.tokens = vec![
-        ToolToken {
-            name: "srecoder".into(),
-            role: ToolRole::Agent,
-            secret_ref: "platform/agent".parse().unwrap(),
-        },
-        ToolToken {
-            name: "oncall".into(),
-            role: ToolRole::Approver,
-            secret_ref: "platform/approver".parse().unwrap(),
-        },
-    ];
+    common::with_tool_tokens(&mut c, AGENT_TOKEN, APPROVER_TOKEN);
     let app = AppHandle::start_with_tools(c, extra).await.unwrap();
     let base = format!("http://{}", app.addr().await.unwrap());
     (
@@ -545,4 +528,48 @@ async fn the_door_wants_a_token_checks_origins_and_caps_sessions() {
         .unwrap();
     assert_eq!(r.status(), 401);
     server.abort();
+}
+
+/// `tools.mcp` reaches the door the program serves: the origins listed (and only those), the
+/// session cap, the hosts.
+#[tokio::test]
+async fn the_program_serves_the_door_with_the_configured_origins_hosts_and_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = common::config(dir.path());
+    common::with_tool_tokens(&mut c, AGENT_TOKEN, APPROVER_TOKEN);
+    c.tools.mcp = serde_json::from_value(json!({
+        "allowed_origins": ["https://inspector.example.com"],
+        "allowed_hosts": ["127.0.0.1"],
+        "max_sessions": 1,
+    }))
+    .unwrap();
+    let app = AppHandle::start(c).await.unwrap();
+    let addr = app.addr().await.unwrap();
+    let base = format!("http://{addr}");
+    // A loopback origin, allowed by default, is not listed here.
+    let r = post(&base, Some(AGENT_TOKEN), Some("http://localhost:6274")).await;
+    assert_eq!(r.status(), 403);
+    // A Host not listed is refused.
+    let r = common::client()
+        .post(format!("{base}{MCP_PATH}"))
+        .header("host", format!("sre.evil.example:{}", addr.port()))
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(AGENT_TOKEN)
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let r = post(
+        &base,
+        Some(AGENT_TOKEN),
+        Some("https://inspector.example.com"),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("mcp-session-id"));
+    // One session at most.
+    let r = post(&base, Some(AGENT_TOKEN), None).await;
+    assert_eq!(r.status(), 503);
+    app.shutdown().await;
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 use sre_actors::tools::tool::{Tool, ToolError, ToolSpec};
-use sre_config::{Config, ToolRole, ToolToken};
+use sre_config::Config;
 
 use common::process::BIN;
 
@@ -62,25 +62,11 @@ fn secret(dir: &Path, name: &str, value: &str) {
 
 fn tools_config(dir: &Path) -> Config {
     let mut c = common::config(dir);
-    c.tools.enabled = true;
+    common::with_tool_tokens(&mut c, AGENT, APPROVER);
     // No query backend: the registry holds only the tools each test registers.
     c.observability_integration.as_mut().unwrap().prometheus = None;
-    secret(&c.secrets.dir, "agent", AGENT);
-    secret(&c.secrets.dir, "approver", APPROVER);
     // A configured secret the tool's output happens to contain.
     secret(&c.secrets.dir, "db", PLANTED);
-    c.tools.tokens = vec![
-        ToolToken {
-            name: "srecoder".into(),
-            role: ToolRole::Agent,
-            secret_ref: "platform/agent".parse().unwrap(),
-        },
-        ToolToken {
-            name: "oncall".into(),
-            role: ToolRole::Approver,
-            secret_ref: "platform/approver".parse().unwrap(),
-        },
-    ];
     c.server.ops_auth = Some(sre_config::OpsAuth {
         secret_ref: "platform/db".parse().unwrap(),
     });

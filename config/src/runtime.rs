@@ -757,6 +757,56 @@ pub struct ToolsConfig {
     /// Where every call and decision is recorded.
     #[serde(default)]
     pub audit: ToolsAudit,
+    /// The `/mcp` door's origins, hosts and sessions (its request body limit is
+    /// `max_body_bytes`).
+    #[serde(default)]
+    pub mcp: McpConfig,
+}
+
+/// `tools.mcp`: the MCP door (streamable HTTP).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// Browser origins allowed to call (`scheme://host[:port]`, `:*` for any port): a request
+    /// carrying an `Origin` header not listed is refused (403, DNS-rebinding protection); one
+    /// without `Origin` (every non-browser agent) passes. Default: the loopback origins
+    /// `http://localhost:*`, `http://127.0.0.1:*`, `http://[::1]:*`.
+    #[serde(default = "default_mcp_origins")]
+    pub allowed_origins: Vec<String>,
+    /// When set, only these `Host` values (`name` or `name:port`) are served. Default: any
+    /// (the door is behind the bearer token).
+    #[serde(default)]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Sessions open at once; a new one past this is refused (503). Default 256.
+    #[serde(default = "default_mcp_sessions")]
+    pub max_sessions: usize,
+    /// A session without traffic for this long is closed. Default 5m.
+    #[serde(default = "default_mcp_idle", with = "humantime_serde")]
+    pub session_idle: Duration,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        McpConfig {
+            allowed_origins: default_mcp_origins(),
+            allowed_hosts: None,
+            max_sessions: default_mcp_sessions(),
+            session_idle: default_mcp_idle(),
+        }
+    }
+}
+
+fn default_mcp_origins() -> Vec<String> {
+    ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+fn default_mcp_sessions() -> usize {
+    256
+}
+fn default_mcp_idle() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// `tools.tokens[]`.
@@ -820,6 +870,7 @@ impl Default for ToolsConfig {
             call_timeout: default_call_timeout(),
             max_body_bytes: default_tools_body_bytes(),
             audit: ToolsAudit::default(),
+            mcp: McpConfig::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! integration needs.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use url::Url;
 
@@ -68,6 +69,41 @@ fn tools(c: &Config, e: &mut Collector) {
         &format!("{p}.audit.topic"),
         || "must not be empty".into(),
     );
+    e.check(
+        (1..=100_000).contains(&t.mcp.max_sessions),
+        &format!("{p}.mcp.max_sessions"),
+        || format!("must be between 1 and 100000, got {}", t.mcp.max_sessions),
+    );
+    e.check(
+        t.mcp.session_idle >= Duration::from_secs(1)
+            && t.mcp.session_idle <= Duration::from_secs(86_400),
+        &format!("{p}.mcp.session_idle"),
+        || "must be between 1s and 24h".into(),
+    );
+    for (i, origin) in t.mcp.allowed_origins.iter().enumerate() {
+        e.check(
+            origin_pattern_ok(origin),
+            &format!("{p}.mcp.allowed_origins[{i}]"),
+            || {
+                format!(
+                    "{origin:?} is not an origin: write scheme://host or scheme://host:port \
+                     (http or https; :* for any port; no path)"
+                )
+            },
+        );
+    }
+    if let Some(hosts) = &t.mcp.allowed_hosts {
+        e.check(!hosts.is_empty(), &format!("{p}.mcp.allowed_hosts"), || {
+            "must list at least one host, or be left out to serve any".into()
+        });
+        for (i, host) in hosts.iter().enumerate() {
+            e.check(
+                !host.is_empty() && !host.contains(['/', ' ']),
+                &format!("{p}.mcp.allowed_hosts[{i}]"),
+                || format!("{host:?} is not a host: write name or name:port"),
+            );
+        }
+    }
     e.check(
         t.audit.topic != c.intents.topic,
         &format!("{p}.audit.topic"),
@@ -980,4 +1016,16 @@ pub(crate) fn secret_needs(c: &Config) -> Vec<SecretNeed> {
         }
     }
     out
+}
+
+/// `scheme://host` or `scheme://host:port` (`:*` for any port), http or https, no path: what an
+/// `Origin` header holds.
+fn origin_pattern_ok(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && !rest.contains(['/', '?', '#', '@', ' '])
+        && !rest.starts_with(':')
 }

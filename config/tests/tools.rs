@@ -71,3 +71,44 @@ fn limits_and_duplicate_names_are_checked() {
         parse("tools:\n  tokens:\n    - {name: a, role: admin, secret_ref: p/a}\n").unwrap_err();
     assert!(e.contains("tools.tokens.0.role"), "{e}");
 }
+
+#[test]
+fn the_mcp_door_is_configured_with_sane_defaults_and_checked() {
+    let c = parse("tools:\n  enabled: true\n  allow_unauthenticated: true\n").unwrap();
+    assert_eq!(c.tools.mcp.max_sessions, 256);
+    assert_eq!(
+        c.tools.mcp.session_idle,
+        std::time::Duration::from_secs(300)
+    );
+    assert_eq!(c.tools.mcp.allowed_hosts, None);
+    assert!(c
+        .tools
+        .mcp
+        .allowed_origins
+        .contains(&"http://localhost:*".to_owned()));
+    let c = parse(
+        "tools:\n  enabled: true\n  allow_unauthenticated: true\n  mcp:\n    allowed_origins: [\"https://inspector.example.com\", \"http://localhost:*\"]\n    allowed_hosts: [sre.example.com]\n    max_sessions: 16\n    session_idle: 30s\n",
+    )
+    .unwrap();
+    assert_eq!(c.tools.mcp.max_sessions, 16);
+    assert_eq!(
+        c.tools.mcp.allowed_hosts,
+        Some(vec!["sre.example.com".to_owned()])
+    );
+    let e = parse(
+        "tools:\n  mcp:\n    allowed_origins: [\"inspector.example.com\", \"https://x.example/path\", \"ftp://x\"]\n    allowed_hosts: []\n    max_sessions: 0\n    session_idle: 0s\n",
+    )
+    .unwrap_err();
+    for want in [
+        "tools.mcp.allowed_origins[0]: \"inspector.example.com\" is not an origin",
+        "tools.mcp.allowed_origins[1]",
+        "tools.mcp.allowed_origins[2]",
+        "tools.mcp.allowed_hosts: must list at least one host",
+        "tools.mcp.max_sessions: must be between 1 and 100000, got 0",
+        "tools.mcp.session_idle: must be between 1s and 24h",
+    ] {
+        assert!(e.contains(want), "{want} missing: {e}");
+    }
+    let e = parse("tools:\n  mcp:\n    origins: []\n").unwrap_err();
+    assert!(e.contains("origins"), "{e}");
+}

@@ -11,6 +11,7 @@
 //!   loopback origins `http://localhost`, `http://127.0.0.1`, `http://[::1]` on any port); a
 //!   request without `Origin` (every non-browser agent) passes. The `Host` header is checked
 //!   too when [`McpOptions::allowed_hosts`] is set.
+//! - The options come from `tools.mcp` (and `tools.max_body_bytes`) in the configuration.
 //! - **Sessions** are rmcp's stateful streamable HTTP (`Mcp-Session-Id`), closed after
 //!   [`McpOptions::session_idle`] without traffic, at most [`McpOptions::max_sessions`] at once
 //!   (a new one past that is `503`); `sre_tools_mcp_sessions` shows how many are open.
@@ -83,12 +84,10 @@ impl Default for McpOptions {
     }
 }
 
-/// `http://localhost:*`, `http://127.0.0.1:*`, `http://[::1]:*`.
+/// `http://localhost:*`, `http://127.0.0.1:*`, `http://[::1]:*`: the default of
+/// `tools.mcp.allowed_origins`.
 pub fn loopback_origins() -> Vec<String> {
-    ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect()
+    sre_config::McpConfig::default().allowed_origins
 }
 
 /// The door's metrics.

@@ -17,6 +17,29 @@ pub const TOKEN: &str = "s3cret-token";
 pub const FIXTURE: &str =
     include_str!("../../actors/tests/fixtures/alertmanager_webhook_v4_resolved_k8s.json");
 
+/// Tools enabled with two tokens: `srecoder` (agent, the secret `platform/agent` holding
+/// `agent`) and `oncall` (approver, `platform/approver` holding `approver`).
+pub fn with_tool_tokens(c: &mut Config, agent: &str, approver: &str) {
+    c.tools.enabled = true;
+    for (name, token) in [("agent", agent), ("approver", approver)] {
+        let p = c.secrets.dir.join("platform").join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("token"), format!("{token}\n")).unwrap();
+    }
+    c.tools.tokens = vec![
+        sre_config::ToolToken {
+            name: "srecoder".into(),
+            role: sre_config::ToolRole::Agent,
+            secret_ref: "platform/agent".parse().unwrap(),
+        },
+        sre_config::ToolToken {
+            name: "oncall".into(),
+            role: sre_config::ToolRole::Approver,
+            secret_ref: "platform/approver".parse().unwrap(),
+        },
+    ];
+}
+
 /// The embedded configuration, listening on a free port, with data and secrets under `dir`
 /// and the webhook requiring `Authorization: Bearer TOKEN`.
 pub fn config(dir: &Path) -> Config {
