@@ -422,12 +422,23 @@ async fn jira_unknown_issue_type_is_rejected_with_jiras_message() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn jira_throttling_is_waited_out_or_handed_back_with_the_wait() {
+async fn jira_throttling_is_handed_back_with_the_wait() {
     let fake = FakeJira::start("sre@example.com", JIRA_TOKEN, &["SRE"]).await;
     let r = rig(&jira_only(""), Some(&fake.url()), None, None).await;
     let t = r.target("jira");
-    // The search is throttled once (Retry-After 5 s): retried, then the ticket is made.
+    // The search is throttled (Retry-After 5 s): handed back at once with the wait (the facts
+    // consumer waits it out without holding a place), then the ticket is made.
     fake.push(jira::throttle(5));
+    let started = tokio::time::Instant::now();
+    let err = apply(&t, &created("inc-5"), &IncidentEntry::new("inc-5"))
+        .await
+        .unwrap_err();
+    assert_eq!(unavailable_wait(&err), Some(Duration::from_secs(5)));
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "nothing slept in the call"
+    );
     let rec = apply(&t, &created("inc-5"), &IncidentEntry::new("inc-5"))
         .await
         .unwrap()
@@ -435,8 +446,8 @@ async fn jira_throttling_is_waited_out_or_handed_back_with_the_wait() {
     assert_eq!(rec.key.as_deref(), Some("SRE-1"));
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 3, "throttled search, search, create");
-    // A create throttled for longer than allowed is handed back with Jira's wait; it is sent
-    // once, so nothing was created, and the next apply makes the one ticket.
+    // A throttled create is handed back with Jira's wait too; it is sent once, so nothing was
+    // created, and the next apply makes the one ticket.
     fake.push(Reply::json(
         serde_json::json!({"issues": [], "isLast": true}),
     ));
@@ -596,8 +607,15 @@ async fn github_rate_limits_are_throttling_never_rejections() {
     let fake = FakeGithub::start("org/incidents", GH_TOKEN).await;
     let r = rig(&github_only(""), None, Some(&fake.url()), None).await;
     let t = r.target("github");
-    // Primary limit with a near reset: the client waits it out and goes on.
+    // Primary limit with a near reset: handed back with the wait, then it goes on.
     fake.push(gh::primary_limit(2));
+    let err = apply(&t, &created("inc-5"), &IncidentEntry::new("inc-5"))
+        .await
+        .unwrap_err();
+    assert!(
+        unavailable_wait(&err).is_some_and(|w| w <= Duration::from_secs(3)),
+        "{err:?}"
+    );
     let rec = apply(&t, &created("inc-5"), &IncidentEntry::new("inc-5"))
         .await
         .unwrap()

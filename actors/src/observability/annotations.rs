@@ -61,9 +61,11 @@ pub fn target(
     if !g.annotations.enabled {
         return Ok(None);
     }
+    // A throttle comes back to the fact with its wait (see the paging targets).
     let client = providers
         .client("grafana")
-        .ok_or(AnnotationError::NoClient)?;
+        .ok_or(AnnotationError::NoClient)?
+        .handing_back_throttles();
     let api_key = match &g.secret_ref {
         Some(r) => Some(secrets.read(r, "api_key")?),
         None => None,

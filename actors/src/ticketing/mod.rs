@@ -87,9 +87,11 @@ pub fn targets(
     let router = Arc::new(router);
     let mut out: Vec<Arc<dyn FactAction>> = Vec::new();
     if let Some(j) = &t.jira {
+        // A throttle comes back to the fact with its wait (see the paging targets).
         let client = providers
             .client("jira")
-            .ok_or(TicketingError::NoClient("jira"))?;
+            .ok_or(TicketingError::NoClient("jira"))?
+            .handing_back_throttles();
         let jira = jira::JiraClient::from_config(j, client, secrets)?;
         out.push(Arc::new(jira::JiraTarget::new(
             jira,
@@ -100,9 +102,11 @@ pub fn targets(
         )));
     }
     if let Some(g) = &t.github {
+        // A throttle comes back to the fact with its wait (see the paging targets).
         let client = providers
             .client("github")
-            .ok_or(TicketingError::NoClient("github"))?;
+            .ok_or(TicketingError::NoClient("github"))?
+            .handing_back_throttles();
         let gh = github::GithubClient::from_config(g, client, secrets)?;
         out.push(Arc::new(github::GithubTarget::new(
             gh,
