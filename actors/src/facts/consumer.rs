@@ -18,8 +18,9 @@
 //!   full hold [`HIGH_WATER`] records each on average, handed over, not handled and not
 //!   waiting (librdkafka's own prefetch limits bound what it holds meanwhile); facts that wait
 //!   are bounded by the lanes, and a full partition is paused, so its backlog does not grow.
-//!   So a throttled partition is fed on while its throttled facts wait. A slow partition may run ahead of that average
-//!   while others have room, so it does not stop their intake until the whole budget is used.
+//!   So a throttled partition is fed on while its throttled facts wait. A slow partition may
+//!   run ahead of that average while others have room, so it does not stop their intake until
+//!   the whole budget is used.
 //!   (Not by pausing it: a partition paused and resumed inside a record batch is fetched again
 //!   from the middle of that batch, which tansu answers with the batches after it.)
 //! - **Commits.** Every `facts.commit_interval`, each partition's offset after its longest

@@ -228,7 +228,6 @@ pub async fn run(
         waits: 0,
     };
     let mut open = true;
-    let mut waits_told = 0;
     let mut full = false;
     loop {
         while lanes.may_start(limit) {
@@ -247,10 +246,9 @@ pub async fn run(
                 (key, offset)
             }));
         }
-        if lanes.waits.len() != waits_told {
-            waits_told = lanes.waits.len();
-            on_board.set_waits(waits_told);
-            events(LaneEvent::Waits(waits_told));
+        if lanes.waits.len() != on_board.waits {
+            on_board.set_waits(lanes.waits.len());
+            events(LaneEvent::Waits(on_board.waits));
         }
         let was_waiting = on_board.why.is_some();
         let waiting = lanes.waiting(limit).map(str::to_owned);
