@@ -367,13 +367,7 @@ fn tool_gateway(
         max_body_bytes: t.max_body_bytes,
     });
     let authenticate: Authenticate = Arc::new(move |header| tokens.authenticate(header).ok());
-    let options = McpOptions {
-        allowed_origins: t.mcp.allowed_origins.clone(),
-        allowed_hosts: t.mcp.allowed_hosts.clone(),
-        max_sessions: t.mcp.max_sessions,
-        session_idle: t.mcp.session_idle,
-        max_body_bytes: t.max_body_bytes,
-    };
+    let options = McpOptions::from_config(t);
     let mcp = mcp_router(gate.clone(), authenticate, options, mcp_metrics);
     Ok((gate, router.merge(mcp)))
 }

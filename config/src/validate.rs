@@ -1019,13 +1019,28 @@ pub(crate) fn secret_needs(c: &Config) -> Vec<SecretNeed> {
 }
 
 /// `scheme://host` or `scheme://host:port` (`:*` for any port), http or https, no path: what an
-/// `Origin` header holds.
+/// `Origin` header holds (an IPv6 host in brackets).
 fn origin_pattern_ok(origin: &str) -> bool {
     let Some((scheme, rest)) = origin.split_once("://") else {
         return false;
     };
-    matches!(scheme, "http" | "https")
-        && !rest.is_empty()
-        && !rest.contains(['/', '?', '#', '@', ' '])
-        && !rest.starts_with(':')
+    // The host ends at the port's colon, or past an IPv6 host's closing bracket.
+    let host_end = if rest.starts_with('[') {
+        match rest.find(']') {
+            Some(i) => i + 1,
+            None => return false,
+        }
+    } else {
+        rest.find(':').unwrap_or(rest.len())
+    };
+    let (host, port) = rest.split_at(host_end);
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c));
+    let port_ok = match port.strip_prefix(':') {
+        None => port.is_empty(),
+        Some(p) => p == "*" || (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()),
+    };
+    matches!(scheme, "http" | "https") && host_ok && port_ok
 }

@@ -109,6 +109,14 @@ fn the_mcp_door_is_configured_with_sane_defaults_and_checked() {
     ] {
         assert!(e.contains(want), "{want} missing: {e}");
     }
+    // Ports are numbers or `*`; IPv6 hosts are bracketed.
+    let c = parse("tools:\n  mcp:\n    allowed_origins: [\"http://[::1]:*\", \"https://a.example:8443\", \"http://[fe80::1]\"]\n").unwrap();
+    assert_eq!(c.tools.mcp.allowed_origins.len(), 3);
+    let e = parse("tools:\n  mcp:\n    allowed_origins: [\"http://a.example:port\", \"http://[::1\", \"http://a:b:c\", \"http://\"]\n").unwrap_err();
+    for i in 0..4 {
+        let want = format!("tools.mcp.allowed_origins[{i}]");
+        assert!(e.contains(&want), "{want} missing: {e}");
+    }
     let e = parse("tools:\n  mcp:\n    origins: []\n").unwrap_err();
     assert!(e.contains("origins"), "{e}");
 }

@@ -72,22 +72,27 @@ pub struct McpOptions {
     pub max_body_bytes: usize,
 }
 
-impl Default for McpOptions {
-    fn default() -> Self {
+impl McpOptions {
+    /// The options `tools.mcp` (and `tools.max_body_bytes`) configure.
+    pub fn from_config(tools: &sre_config::ToolsConfig) -> Self {
+        let m = &tools.mcp;
         McpOptions {
-            allowed_origins: loopback_origins(),
-            allowed_hosts: None,
-            max_sessions: 256,
-            session_idle: Duration::from_secs(300),
-            max_body_bytes: 1 << 20,
+            allowed_origins: m.allowed_origins.clone(),
+            allowed_hosts: m.allowed_hosts.clone(),
+            max_sessions: m.max_sessions,
+            session_idle: m.session_idle,
+            max_body_bytes: tools.max_body_bytes,
         }
     }
 }
 
-/// `http://localhost:*`, `http://127.0.0.1:*`, `http://[::1]:*`: the default of
-/// `tools.mcp.allowed_origins`.
-pub fn loopback_origins() -> Vec<String> {
-    sre_config::McpConfig::default().allowed_origins
+/// The configuration's defaults: the loopback origins (`http://localhost:*`,
+/// `http://127.0.0.1:*`, `http://[::1]:*`), any host, 256 sessions idle at most 5 minutes,
+/// 1 MiB bodies.
+impl Default for McpOptions {
+    fn default() -> Self {
+        McpOptions::from_config(&sre_config::ToolsConfig::default())
+    }
 }
 
 /// The door's metrics.
